@@ -1,0 +1,131 @@
+"""Command line: `knowtune run CONFIG`, one subcommand per stage, and chat."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .config import Config, ConfigError, load_config
+from .progress import console
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Fine-tune a language model on your code, docs and change history, and show whether it worked.\n\n"
+    "A run is described by one YAML file; its artifacts go to runs/<name>/. Every command takes that YAML file "
+    "or an existing run directory, followed by any number of key.sub=value overrides.",
+)
+
+TARGET_HELP = "A YAML config, or a run directory (runs/<name>) whose saved config.yaml is used."
+OVERRIDES_HELP = "Settings to change, as key.sub=value (e.g. train.max_steps=50 curate.min_tokens=16)."
+FORCE_HELP = "Run even if nothing changed since the last run."
+
+
+def _load(target: Path, overrides: list[str] | None) -> Config:
+    path = target / "config.yaml" if target.is_dir() else target
+    if target.is_dir() and not path.is_file():
+        raise ConfigError(f"{target}: not a run directory (no config.yaml); pass the YAML config instead")
+    return load_config(path, overrides or [])
+
+
+def _guard(fn):
+    """Turn the errors users cause into one line and exit status 2; leave real bugs their traceback."""
+    from .runs import StageError
+    from .sources import SourceError
+
+    try:
+        return fn()
+    except (ConfigError, StageError, SourceError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: finished stages are kept; rerun to continue")
+        raise typer.Exit(130)
+
+
+def _run_commands(command_names: list[str], target: Path, overrides, force: bool, with_report: bool) -> None:
+    from .pipeline import COMMANDS, report, run_stages
+
+    def go():
+        start = time.perf_counter()
+        cfg = _load(target, overrides)
+        names = [s for c in command_names for s in COMMANDS[c]]
+        run = run_stages(cfg, names, force)
+        if with_report:
+            md, page = report(cfg, run)
+            console.print(f"report: {md} and {page} ({time.perf_counter() - start:.0f}s in all)")
+
+    _guard(go)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help=TARGET_HELP),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+    force: bool = typer.Option(False, "--force", help="Rerun every stage."),
+):
+    """Run every stage (ingest, build, curate, train, eval, export) and write the report.
+
+    Stages whose settings and inputs did not change since their last run are skipped.
+    """
+    _run_commands(["ingest", "build", "curate", "train", "eval", "export"], config, overrides, force, True)
+
+
+def _stage_command(name: str, doc: str):
+    def command(
+        target: Path = typer.Argument(..., help=TARGET_HELP),
+        overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    ):
+        _run_commands([name], target, overrides, force, False)
+
+    command.__doc__ = doc
+    app.command(name=name)(command)
+
+
+_stage_command("ingest", "Read the sources into documents (runs/<name>/documents); skipped files keep a reason.")
+_stage_command("build", "Settle the tokenizer, chunk the documents and build raw and templated examples.")
+_stage_command("curate", "Deduplicate, filter by length and split the examples into train/val/test/knowledge.")
+_stage_command("train", "Train the model on the train split (TRL SFTTrainer), with validation loss.")
+_stage_command("eval", "Held-out loss against a unigram baseline; greedy answers scored by exact match and F1.")
+_stage_command("export", "Save the trained model and tokenizer (with its chat template) for plain transformers.")
+
+
+@app.command(name="report")
+def report_command(
+    target: Path = typer.Argument(..., help=TARGET_HELP),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+):
+    """Rebuild report.md and report.html from what the stages wrote."""
+    from .pipeline import report
+    from .runs import RunDir
+
+    def go():
+        cfg = _load(target, overrides)
+        md, page = report(cfg, RunDir(cfg.run_dir))
+        console.print(f"report: {md} and {page}")
+
+    _guard(go)
+
+
+@app.command()
+def chat(
+    run_dir: Path = typer.Argument(..., help="A run directory (runs/<name>) with a trained model."),
+    max_new_tokens: int = typer.Option(256, help="Longest reply, in tokens."),
+    system: Optional[str] = typer.Option(None, help="A system message to start the conversation with."),
+):
+    """Talk to the trained model in the terminal, with the chat template it was trained with."""
+    from .serve.chat import find_model, repl
+
+    def go():
+        repl(find_model(run_dir), max_new_tokens, system, sys.stdin, console)
+
+    _guard(go)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,283 @@
+"""Typed run configuration: one pydantic model per stage plus the root.
+
+This is the only place YAML becomes objects. Unknown keys are errors (a typo
+that is silently ignored is the bug users of other fine-tuning tools complain
+about most), and every error names the file, the key and what would be valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased as one line a user can act on."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --- sources ---------------------------------------------------------------
+
+
+class RepoSource(Strict):
+    """A snapshot of a code repository's files."""
+
+    type: Literal["repo"]
+    path: Path
+    include: list[str] = ["**"]
+    exclude: list[str] = []
+    max_file_bytes: int = Field(200_000, gt=0)
+
+
+class GitSource(Strict):
+    """A repository's change history: one document per commit."""
+
+    type: Literal["git"]
+    path: Path
+    last: int = Field(100, gt=0)
+    max_diff_chars: int = Field(12_000, gt=0)
+
+
+Source = Annotated[Union[RepoSource, GitSource], Field(discriminator="type")]
+
+
+# --- stages ----------------------------------------------------------------
+
+
+class TokenizerConfig(Strict):
+    """Only used when the base model is built from scratch."""
+
+    vocab_size: int = Field(6000, ge=300)
+
+
+class BuildConfig(Strict):
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    # None: leave room under train.max_length for the instruction wrapped
+    # around a chunk, so the templated example built from it still fits.
+    chunk_tokens: int | None = Field(None, gt=16)
+    raw: bool = True
+    instructions: bool = True
+
+
+class CurateConfig(Strict):
+    min_tokens: int = Field(8, ge=1)
+    max_tokens: int | None = Field(None, gt=0)  # None: train.max_length
+    dedup: bool = True
+    val_share: float = Field(0.1, ge=0, lt=1)
+    test_share: float = Field(0.1, ge=0, lt=1)
+    knowledge_share: float = Field(0.2, ge=0, lt=1)
+    seed: int = 0
+
+
+class ScratchModel(Strict):
+    """Shape of the Llama-architecture model built when base_model is 'scratch'."""
+
+    hidden_size: int = Field(256, gt=0)
+    layers: int = Field(4, gt=0)
+    heads: int = Field(4, gt=0)
+    intermediate_size: int = Field(704, gt=0)
+    tie_embeddings: bool = True
+
+
+class TrainConfig(Strict):
+    base_model: str = "scratch"
+    model: ScratchModel = ScratchModel()
+    method: Literal["full"] = "full"
+    objective: Literal["sft"] = "sft"
+    max_length: int = Field(512, gt=16)
+    learning_rate: float | None = Field(None, gt=0)  # None: chosen by method, see learning_rate_for
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(8, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    eval_steps: int | None = Field(None, gt=0)  # None: about ten evaluations per run
+    logging_steps: int = Field(5, gt=0)
+    seed: int = 0
+    threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: torch's default
+
+
+class EvalConfig(Strict):
+    knowledge_samples: int = Field(64, ge=0)
+    trained_samples: int = Field(64, ge=0)
+    max_new_tokens: int | None = Field(None, gt=0)  # None: train.max_length, room for the longest answer
+    batch_size: int = Field(16, gt=0)
+    shown_generations: int = Field(10, ge=0)
+    seed: int = 0
+
+
+class ExportConfig(Strict):
+    merged: bool = True
+
+
+class Config(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    runs_dir: Path = Path("runs")
+    sources: list[Source] = Field(min_length=1)
+    build: BuildConfig = BuildConfig()
+    curate: CurateConfig = CurateConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _cross_stage_defaults(self) -> "Config":
+        # Filled in here, once, so every later stage reads a plain number and
+        # the stage's config hash changes when the value it depends on does.
+        if self.curate.max_tokens is None:
+            self.curate.max_tokens = self.train.max_length
+        if self.build.chunk_tokens is None:
+            self.build.chunk_tokens = max(32, self.train.max_length - 64)
+        if self.eval.max_new_tokens is None:
+            self.eval.max_new_tokens = self.train.max_length
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.name
+
+
+def learning_rate_for(train: TrainConfig) -> float:
+    """The learning rate the literature uses for this kind of run, unless set."""
+    if train.learning_rate is not None:
+        return train.learning_rate
+    if train.base_model == "scratch":
+        return 1e-3
+    return 2e-5
+
+
+# --- loading ---------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply `key.sub=value` overrides, validate.
+
+    Relative paths in sources and runs_dir are taken from the working
+    directory, as shell users expect, and stored absolute so a run directory
+    can be reused from anywhere.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    for item in overrides:
+        apply_override(raw, item, where=str(path))
+    return validate(raw, where=str(path))
+
+
+def validate(raw: dict, where: str = "config") -> Config:
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where)) from None
+    cfg.runs_dir = cfg.runs_dir.absolute()
+    for source in cfg.sources:
+        source.path = source.path.absolute()
+    return cfg
+
+
+def apply_override(raw: dict, item: str, where: str = "config") -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key.sub=value")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, part, key)]
+            continue
+        if part not in node or node[part] is None:
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    parsed = yaml.safe_load(value) if value.strip() else ""
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = parsed
+    else:
+        node[last] = parsed
+
+
+def _list_index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {key!r}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def _explain(err: ValidationError, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            key = str(e["loc"][-1])
+            valid = _valid_keys(e["loc"][:-1])
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"valid keys: {', '.join(sorted(valid))}"
+            lines.append(f"{where}: unknown key '{loc}' ({hint})")
+        elif e["type"] == "missing":
+            lines.append(f"{where}: missing key '{loc}'")
+        else:
+            lines.append(f"{where}: {loc}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    """Field names of the model found at `loc` (list indices and union tags walked through)."""
+    model: Any = Config
+    for part in loc:
+        model = _unwrap(model, part)
+        if model is None:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _unwrap(tp: Any, part: Any) -> Any:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field else None
+    origin = get_origin(tp)
+    if origin is list and isinstance(part, int):
+        return get_args(tp)[0]
+    if origin is Annotated:
+        return _unwrap(get_args(tp)[0], part)
+    if origin is Union:
+        for member in get_args(tp):
+            if member is type(None):
+                continue
+            if isinstance(part, int) or str(part) not in getattr(member, "model_fields", {}):
+                # a discriminated union puts the tag in the location
+                tag = getattr(member, "model_fields", {}).get("type")
+                if tag is not None and part in get_args(tag.annotation):
+                    return member
+                continue
+            return _unwrap(member, part)
+        return None
+    return None
+
+
+def stage_hash(section: Any) -> str:
+    """Hash of the settings a stage depends on; equal settings, equal hash."""
+    if isinstance(section, BaseModel):
+        section = section.model_dump(mode="json")
+    blob = json.dumps(section, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

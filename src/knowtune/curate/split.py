@@ -1,0 +1,42 @@
+"""The split of DESIGN.md: whole documents held out for val and test, and a
+`knowledge` set of questions held out from documents that are trained.
+
+Assignment hashes ids with the seed, so a document keeps its split when the
+corpus grows, and reruns give the same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..records import Example
+
+QUESTION_KINDS = ("instruction", "qa", "preference")
+
+
+def unit(seed: int, *parts: str) -> float:
+    """A number in [0, 1) fixed by the seed and the parts."""
+    h = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def document_splits(doc_ids: list[str], val_share: float, test_share: float, seed: int) -> dict[str, str]:
+    u = {d: unit(seed, "split", d) for d in doc_ids}
+    splits = {d: "val" if x < val_share else "test" if x < val_share + test_share else "train" for d, x in u.items()}
+    # A small corpus can leave a held-out set empty by chance; give it the train
+    # document nearest to it, as long as training keeps most documents.
+    for name, share in (("val", val_share), ("test", test_share)):
+        train = sorted((x, d) for d, x in u.items() if splits[d] == "train")
+        if share > 0 and name not in splits.values() and len(train) >= 3:
+            splits[train[0][1]] = name
+    return splits
+
+
+def assign(examples: list[Example], val_share: float, test_share: float, knowledge_share: float, seed: int) -> None:
+    """Set `split` on every example in place."""
+    doc_ids = sorted({e.document_id for e in examples})
+    splits = document_splits(doc_ids, val_share, test_share, seed)
+    for e in examples:
+        e.split = splits[e.document_id]
+        if e.split == "train" and e.kind in QUESTION_KINDS and unit(seed, "knowledge", e.id) < knowledge_share:
+            e.split = "knowledge"

@@ -1,0 +1,91 @@
+"""The stages of a run, in order: what each reads, which settings it depends on, and how to run it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config, dump_config
+from .progress import console
+from .records import atomic_write
+from .runs import RunDir, input_hash, run_stage
+
+# What each command of the CLI runs.
+COMMANDS = {
+    "ingest": ["ingest"],
+    "build": ["tokenizer", "chunk", "examples"],
+    "curate": ["curate"],
+    "train": ["train"],
+    "eval": ["eval"],
+    "export": ["export"],
+}
+ORDER = [stage for stages in COMMANDS.values() for stage in stages]
+
+
+@dataclass
+class Stage:
+    name: str
+    settings: Any  # what the stage's config hash covers
+    upstream: list[str]  # stages whose outputs it reads
+    run: Callable[[], dict]
+    exclude: tuple[str, ...] = ()  # output subfolders not part of the artifact (checkpoints)
+
+
+def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
+    # Imports inside: `knowtune --help` should not wait for torch.
+    from .build import run_chunk, run_examples, run_tokenizer
+    from .curate import run_curate
+    from .evaluate import run_eval
+    from .export import run_export
+    from .sources import run_ingest
+    from .train import run_train
+
+    d = run.stage
+    b = cfg.build
+    return {s.name: s for s in [
+        Stage("ingest", {"sources": [s.model_dump(mode="json") for s in cfg.sources]}, [],
+              lambda: run_ingest(cfg.sources, d("ingest"))),
+        Stage("tokenizer", {"base_model": cfg.train.base_model, **b.tokenizer.model_dump()},
+              ["ingest"] if cfg.train.base_model == "scratch" else [],
+              lambda: run_tokenizer(cfg.train.base_model, b.tokenizer, d("ingest"), d("tokenizer"))),
+        Stage("chunk", {"chunk_tokens": b.chunk_tokens}, ["ingest", "tokenizer"],
+              lambda: run_chunk(b.chunk_tokens, d("ingest"), d("tokenizer"), d("chunk"))),
+        Stage("examples", {"raw": b.raw, "instructions": b.instructions}, ["ingest", "chunk"],
+              lambda: run_examples(b, d("ingest"), d("chunk"), d("examples"))),
+        Stage("curate", cfg.curate, ["examples", "tokenizer"],
+              lambda: run_curate(cfg.curate, d("examples"), d("tokenizer"), d("curate"))),
+        Stage("train", cfg.train, ["curate", "tokenizer"],
+              lambda: run_train(cfg.train, d("curate"), d("tokenizer"), d("train")), exclude=("checkpoints",)),
+        Stage("eval", cfg.eval, ["curate", "train"],
+              lambda: run_eval(cfg.eval, d("curate"), d("train") / "model", d("eval"))),
+        Stage("export", cfg.export, ["train"],
+              lambda: run_export(cfg.export, d("train") / "model", d("export"))),
+    ]}
+
+
+def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
+    run = RunDir(cfg.run_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
+    atomic_write(run.config_file, dump_config(cfg))
+    if cfg.train.base_model == "scratch":
+        # Nothing is fetched from a hub unless the config names a hub id.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    plan = stages(cfg, run)
+    for name in names:
+        stage = plan[name]
+        if name == "ingest":
+            from .sources import fingerprint
+
+            inputs = {"sources": fingerprint(cfg.sources)}
+        else:
+            inputs = {up: input_hash(run.stage(up), up) for up in stage.upstream}
+        run_stage(name, run.stage(name), stage.settings, inputs, stage.run, console, force, stage.exclude)
+    return run
+
+
+def report(cfg: Config, run: RunDir) -> tuple[Path, Path]:
+    from .report import write_report
+
+    return write_report(run, cfg.name, cfg.eval.shown_generations)

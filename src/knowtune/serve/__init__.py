@@ -1,0 +1,1 @@
+"""Serving the trained model: terminal chat (and later an OpenAI-compatible server)."""

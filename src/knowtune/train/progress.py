@@ -1,0 +1,76 @@
+"""What training reports while it runs: a live line on the console and metrics.jsonl on disk."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.live import Live
+from transformers import TrainerCallback
+
+from ..progress import console
+
+
+class MetricsCallback(TrainerCallback):
+    """Appends every log to metrics.jsonl (flushed per line, so a killed run keeps its curve)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.start = time.perf_counter()
+        self.last: dict = {}
+        self.live: Live | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = self.path.open("a", encoding="utf-8")
+        self.live = Live(console=console, transient=True, refresh_per_second=4)
+        self.live.start()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        seconds = time.perf_counter() - self.start
+        row = {"step": state.global_step, "epoch": round(state.epoch or 0, 3), "seconds": round(seconds, 1),
+               "tokens": state.num_input_tokens_seen, **(logs or {})}
+        self.fh.write(json.dumps(row) + "\n")
+        self.fh.flush()
+        self.last.update({k: v for k, v in row.items() if k in ("loss", "eval_loss")})
+        self._show(state, seconds)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._show(state, time.perf_counter() - self.start)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.fh.close()
+        if self.live:
+            self.live.stop()
+
+    def _show(self, state, seconds: float) -> None:
+        if not self.live:
+            return
+        rate = state.num_input_tokens_seen / seconds if seconds > 0 else 0
+        parts = [f"train step {state.global_step}/{state.max_steps}", f"{rate:,.0f} tok/s"]
+        parts += [f"{k} {v:.3f}" for k, v in self.last.items()]
+        self.live.update(" · ".join(parts))
+
+
+def plot_losses(metrics: Path, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    val = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if val:
+        ax.plot(*zip(*val), marker="o", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
