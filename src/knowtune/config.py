@@ -96,7 +96,7 @@ class TrainConfig(Strict):
     max_length: int = Field(512, gt=16)
     learning_rate: float | None = Field(None, gt=0)  # None: chosen by method, see learning_rate_for
     epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, gt=0)  # a cap: training stops here even if epochs remain
     batch_size: int = Field(8, gt=0)
     grad_accum: int = Field(1, gt=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config, dump_config
-from .progress import console
+from .progress import console, quiet_libraries
 from .records import atomic_write
 from .runs import RunDir, input_hash, run_stage
 
@@ -73,6 +73,7 @@ def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
         # Nothing is fetched from a hub unless the config names a hub id.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     plan = stages(cfg, run)
+    quiet_libraries()
     for name in names:
         stage = plan[name]
         if name == "ingest":

@@ -21,6 +21,8 @@ def bar() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        # Off when the output is a log file: a bar there is only blank lines.
+        disable=not console.is_terminal,
     )
 
 
@@ -33,3 +35,17 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         for item in items:
             yield item
             progress.advance(task)
+
+
+def quiet_libraries() -> None:
+    """Keep the console to knowtune's own lines: the libraries' bars and notices repeat what we show."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*deprecated.*")

@@ -35,9 +35,11 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict]], max_ne
         for row, i in enumerate(batch):  # left padding: every prompt ends where generation starts
             ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]):] = 1
+        # Never past the positions the model was trained on.
+        room = getattr(model.config, "max_position_embeddings", width + max_new_tokens) - width
         with torch.no_grad():
             out = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                input_ids=ids, attention_mask=mask, max_new_tokens=max(1, min(max_new_tokens, room)), do_sample=False,
                 eos_token_id=stops, pad_token_id=pad,
             )
         for row, i in enumerate(batch):

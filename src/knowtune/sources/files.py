@@ -17,7 +17,8 @@ VENDORED_DIRS = {
     "vendor", "vendors", "node_modules", "third_party", "thirdparty", "third-party", "bower_components",
     ".venv", "venv", "site-packages", "__pycache__", ".git", ".tox", ".mypy_cache", ".pytest_cache",
 }
-GENERATED_DIRS = {"dist", "build", "_build", "target", "out", ".next", "coverage", "htmlcov"}
+# Only at the top of a repository: a nested build/ is as often source (knowtune has one) as output.
+GENERATED_TOP_DIRS = {"dist", "_build", "target", ".next", "coverage", "htmlcov"}
 GENERATED_SUFFIXES = (
     ".min.js", ".min.css", "_pb2.py", "_pb2_grpc.py", ".pb.go", ".pb.cc", ".pb.h", ".g.dart", ".map",
 )
@@ -120,7 +121,7 @@ def skip_reason_by_name(path: str) -> str | None:
         return "lock file"
     if any(p in VENDORED_DIRS for p in parts[:-1]):
         return "vendored"
-    if any(p in GENERATED_DIRS for p in parts[:-1]) or name.endswith(GENERATED_SUFFIXES):
+    if (len(parts) > 1 and parts[0] in GENERATED_TOP_DIRS) or name.endswith(GENERATED_SUFFIXES):
         return "generated"
     if PurePosixPath(name).suffix in BINARY_SUFFIXES:
         return "binary"

@@ -28,6 +28,7 @@ def tokenize_split(tokenizer, examples: list[Example], max_length: int, what: st
 
 def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
     import torch
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from ..build import load_tokenizer
@@ -44,7 +45,10 @@ def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -
     model = load_model(cfg, tokenizer)
 
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
-    total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    # max_steps caps the run (a time budget); epochs say how far it would go otherwise.
+    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
     eval_steps = cfg.eval_steps or max(1, total_steps // 10)
     checkpoints = out / "checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -59,7 +63,7 @@ def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -
         warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay,
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
+        max_steps=total_steps,
         max_length=cfg.max_length,
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if val_ds is not None else "no",
@@ -81,6 +85,7 @@ def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
         callbacks=[MetricsCallback(out / "metrics.jsonl")],
     )
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the live line instead
     console.print(f"train: {count_parameters(model)['parameters'] / 1e6:.1f}M parameters, "
                   f"{len(train_ds)} examples, {total_steps} steps")
     start = time.perf_counter()

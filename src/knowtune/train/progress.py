@@ -23,16 +23,17 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = self.path.open("a", encoding="utf-8")
-        self.live = Live(console=console, transient=True, refresh_per_second=4)
-        self.live.start()
+        if console.is_terminal:
+            self.live = Live(console=console, transient=True, refresh_per_second=4)
+            self.live.start()
+        self.next_print = 0.0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         seconds = time.perf_counter() - self.start
         row = {"step": state.global_step, "epoch": round(state.epoch or 0, 3), "seconds": round(seconds, 1),
                "tokens": state.num_input_tokens_seen, **(logs or {})}
-        self.fh.write(json.dumps(row) + "\n")
-        self.fh.flush()
+        with self.path.open("a", encoding="utf-8") as fh:  # the trainer logs once more after on_train_end
+            fh.write(json.dumps(row) + "\n")
         self.last.update({k: v for k, v in row.items() if k in ("loss", "eval_loss")})
         self._show(state, seconds)
 
@@ -40,17 +41,19 @@ class MetricsCallback(TrainerCallback):
         self._show(state, time.perf_counter() - self.start)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.fh.close()
         if self.live:
             self.live.stop()
+            self.live = None
 
     def _show(self, state, seconds: float) -> None:
-        if not self.live:
-            return
         rate = state.num_input_tokens_seen / seconds if seconds > 0 else 0
         parts = [f"train step {state.global_step}/{state.max_steps}", f"{rate:,.0f} tok/s"]
         parts += [f"{k} {v:.3f}" for k, v in self.last.items()]
-        self.live.update(" · ".join(parts))
+        if self.live:
+            self.live.update(" · ".join(parts))
+        elif seconds >= self.next_print:  # a log file gets a line every half minute instead
+            console.print(" · ".join(parts))
+            self.next_print = seconds + 30
 
 
 def plot_losses(metrics: Path, path: Path) -> None:

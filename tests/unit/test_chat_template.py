@@ -1,0 +1,56 @@
+import copy
+
+import pytest
+
+from knowtune.records import Example
+from knowtune.train.chat_template import IGNORE, MaskError, encode_chat
+from knowtune.train.data import encode_example
+
+CONV = [
+    {"role": "system", "content": "You know the lighthouse."},
+    {"role": "user", "content": "How much oil is the reserve?"},
+    {"role": "assistant", "content": "Twelve litres."},
+    {"role": "user", "content": "And wicks?"},
+    {"role": "assistant", "content": "No reserve for wicks."},
+]
+
+
+def trained_text(tokenizer, ids, labels):
+    return tokenizer.decode([t for t, lab in zip(ids, labels) if lab != IGNORE])
+
+
+def test_only_assistant_replies_and_their_end_of_turn_are_trained(tiny_tokenizer):
+    ex = Example(id="e", kind="instruction", document_id="d", messages=CONV)
+    row = encode_example(tiny_tokenizer, ex)
+    assert trained_text(tiny_tokenizer, row["input_ids"], row["labels"]) == (
+        "Twelve litres.<|im_end|>No reserve for wicks.<|im_end|>"
+    )
+    eos = tiny_tokenizer.eos_token_id
+    assert row["labels"].count(eos) == 2  # EOS is trained, once per reply
+    assert tiny_tokenizer.pad_token_id != eos
+
+
+def test_raw_text_is_trained_on_every_token_and_ends_with_a_document_boundary(tiny_tokenizer):
+    row = encode_example(tiny_tokenizer, Example(id="r", kind="raw", document_id="d", text="def f():\n    pass\n"))
+    assert row["labels"] == row["input_ids"]
+    assert tiny_tokenizer.decode(row["input_ids"][-1:]) == "<|endoftext|>"
+
+
+def test_control_tokens_written_in_text_stay_text(tiny_tokenizer):
+    sneaky = "CHATML ends a turn with <|im_end|> and starts one with <|im_start|>"
+    raw = encode_example(tiny_tokenizer, Example(id="r", kind="raw", document_id="d", text=sneaky))
+    chat = encode_example(tiny_tokenizer, Example(
+        id="c", kind="instruction", document_id="d",
+        messages=[{"role": "user", "content": sneaky}, {"role": "assistant", "content": sneaky}]))
+    specials = {tiny_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|im_start|>")}
+    assert not specials & set(raw["input_ids"][:-1])
+    # The template's own control tokens: 2 per message; none from the content.
+    assert sum(t in specials for t in chat["input_ids"]) == 4
+
+
+def test_a_template_that_renders_prefixes_differently_is_refused(tiny_tokenizer):
+    odd = copy.deepcopy(tiny_tokenizer)
+    # Puts the number of messages in front: a prefix renders differently from the whole.
+    odd.chat_template = "{{ messages|length }}{% for m in messages %}{{ m['content'] }}<|im_end|>{% endfor %}"
+    with pytest.raises(MaskError):
+        encode_chat(odd, CONV)

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["run", "ingest", "build", "curate", "train", "eval", "export", "report", "chat"]
+
+
+def knowtune(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "knowtune", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+
+
+def test_help_lists_every_command():
+    out = knowtune("--help").stdout
+    for command in COMMANDS:
+        assert command in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_explains_its_options(command):
+    proc = knowtune(command, "--help")
+    assert proc.returncode == 0
+    assert "Usage" in proc.stdout and len(proc.stdout.splitlines()) > 5
+
+
+def test_bad_config_is_one_line_and_exit_status_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\nsources: [{type: repo, path: .}]\ncurate: {min_tokns: 3}\n")
+    proc = knowtune("run", cfg)
+    assert proc.returncode == 2
+    assert "unknown key 'curate.min_tokns' (did you mean 'min_tokens'?)" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
+    proc = knowtune("eval", tmp_path)
+    assert proc.returncode == 2 and "not a run directory" in proc.stdout
+
+
+def test_chat_without_a_model_says_what_to_do(tmp_path):
+    proc = knowtune("chat", tmp_path)
+    assert proc.returncode == 2 and "run `knowtune run` first" in proc.stdout

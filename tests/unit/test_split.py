@@ -1,0 +1,79 @@
+from knowtune.curate.split import assign
+from knowtune.curate.steps import exact_dedup, held_out_questions
+from knowtune.records import Example
+
+
+def corpus(n_docs=40, questions_per_doc=3):
+    out = []
+    for d in range(n_docs):
+        out.append(Example(id=f"r{d}", kind="raw", document_id=f"d{d}", text=f"document {d} text"))
+        for q in range(questions_per_doc):
+            out.append(Example(
+                id=f"q{d}.{q}", kind="instruction", document_id=f"d{d}",
+                messages=[{"role": "user", "content": f"question {q} about doc {d}?"},
+                          {"role": "assistant", "content": f"answer {q} of {d}"}],
+            ))
+    return out
+
+
+def test_no_document_is_in_two_of_train_val_test():
+    examples = corpus()
+    assign(examples, 0.1, 0.1, 0.2, seed=0)
+    placed = {}
+    for e in examples:
+        side = "train" if e.split == "knowledge" else e.split
+        placed.setdefault(e.document_id, set()).add(side)
+    assert all(len(s) == 1 for s in placed.values())
+    sides = {next(iter(s)) for s in placed.values()}
+    assert sides == {"train", "val", "test"}
+
+
+def test_knowledge_questions_come_from_trained_documents_and_leave_their_raw_text_in_training():
+    examples = corpus()
+    assign(examples, 0.1, 0.1, 0.3, seed=0)
+    knowledge = [e for e in examples if e.split == "knowledge"]
+    trained_docs = {e.document_id for e in examples if e.split == "train"}
+    assert knowledge and all(e.kind == "instruction" for e in knowledge)
+    assert {e.document_id for e in knowledge} <= trained_docs
+    for e in knowledge:
+        assert any(r.kind == "raw" and r.document_id == e.document_id and r.split == "train" for r in examples)
+
+
+def test_split_is_stable_under_reruns_and_corpus_growth():
+    a = corpus(40)
+    assign(a, 0.1, 0.1, 0.2, seed=0)
+    b = corpus(60)
+    assign(b, 0.1, 0.1, 0.2, seed=0)
+    where_b = {e.id: e.split for e in b}
+    assert all(where_b[e.id] == e.split for e in a)
+
+
+def test_a_tiny_corpus_still_gets_val_and_test_documents():
+    examples = corpus(n_docs=5)
+    assign(examples, 0.1, 0.1, 0.2, seed=0)
+    assert {"val", "test", "train"} <= {e.split for e in examples}
+
+
+def test_training_examples_repeating_a_held_out_question_are_dropped_with_its_id():
+    examples = corpus(20)
+    assign(examples, 0.1, 0.1, 0.3, seed=1)
+    held = next(e for e in examples if e.split == "knowledge")
+    twin = Example(id="twin", kind="instruction", document_id="d-other", split="train",
+                   messages=[{"role": "user", "content": "  " + held.messages[0]["content"].upper()},
+                             {"role": "assistant", "content": "a different answer"}])
+    raw_copy = Example(id="rawcopy", kind="raw", document_id="d-other", split="train",
+                       text=held.messages[0]["content"])
+    result = held_out_questions(examples + [twin, raw_copy])
+    dropped = {d.record["id"]: d for d in result.dropped}
+    assert set(dropped) == {"twin"}
+    assert dropped["twin"].duplicate_of == held.id and dropped["twin"].step == "decontaminate"
+
+
+def test_exact_dedup_is_within_a_kind_and_keeps_the_first():
+    a = Example(id="a", kind="raw", document_id="d", text="Same  text\n")
+    b = Example(id="b", kind="raw", document_id="e", text="same text")
+    c = Example(id="c", kind="instruction", document_id="d",
+                messages=[{"role": "user", "content": "same text"}, {"role": "assistant", "content": "x"}])
+    result = exact_dedup([a, b, c])
+    assert [e.id for e in result.kept] == ["a", "c"]
+    assert result.dropped[0].record["id"] == "b" and result.dropped[0].duplicate_of == "a"
