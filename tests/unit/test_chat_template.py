@@ -3,7 +3,7 @@ import copy
 import pytest
 
 from knowtune.records import Example
-from knowtune.train.chat_template import IGNORE, MaskError, encode_chat
+from knowtune.train.chat_template import IGNORE, MaskError, encode_chat, prompt_ids
 from knowtune.train.data import encode_example
 
 CONV = [
@@ -54,3 +54,20 @@ def test_a_template_that_renders_prefixes_differently_is_refused(tiny_tokenizer)
     odd.chat_template = "{{ messages|length }}{% for m in messages %}{{ m['content'] }}<|im_end|>{% endfor %}"
     with pytest.raises(MaskError):
         encode_chat(odd, CONV)
+
+
+@pytest.mark.parametrize("name", ["tiny_tokenizer", "llama3_tokenizer"], ids=["chatml", "llama3"])
+def test_inference_prompts_are_exactly_the_start_of_the_trained_sequence(name, request):
+    tokenizer = request.getfixturevalue(name)
+    ids, mask = encode_chat(tokenizer, CONV)
+    for i, m in enumerate(CONV):
+        if m["role"] == "assistant":
+            prompt = prompt_ids(tokenizer, CONV[:i])
+            assert ids[: len(prompt)] == prompt
+            assert mask[len(prompt)] == 1 and not any(mask[: len(prompt)][-3:])
+
+
+def test_llama3_template_trains_replies_and_eot_only(llama3_tokenizer):
+    ids, mask = encode_chat(llama3_tokenizer, CONV)
+    trained = llama3_tokenizer.decode([t for t, m in zip(ids, mask) if m])
+    assert trained == "Twelve litres.<|eot_id|>No reserve for wicks.<|eot_id|>"

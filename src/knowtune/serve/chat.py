@@ -8,6 +8,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
+from ..progress import quiet_libraries
 from ..train.chat_template import prompt_ids, stop_ids
 
 HELP = "Type a message and press Enter. /reset starts over, /exit (or Ctrl-D) leaves."
@@ -25,6 +26,7 @@ def repl(model_dir: Path, max_new_tokens: int, system: str | None, stdin: TextIO
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_libraries()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     model.eval()

@@ -1,9 +1,14 @@
 """Chat rendering for training and inference, and the loss mask of a conversation.
 
-The mask is found by rendering the conversation prefix by prefix: the tokens an
-assistant turn adds after the generation prompt are the ones trained. That works
-for any template, with or without `{% generation %}` markers, and it is the same
-template call inference makes, so training and inference cannot drift apart.
+The mask is found by rendering the conversation prefix by prefix: the text an
+assistant turn adds after the generation prompt is what is trained. That works
+for any template, with or without `{% generation %}` markers.
+
+Token ids are made piece by piece, cutting the rendered text where messages
+begin and end. An inference prompt ends at such a cut (right after the
+generation prompt), so the ids of a prompt are exactly the start of the ids
+the model trained on, whatever the tokenizer merges across the cut; and a
+control token typed inside a message stays text.
 """
 
 from __future__ import annotations
@@ -30,25 +35,22 @@ class MaskError(ValueError):
 
 def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
     """Token ids of a conversation and a 0/1 mask of the tokens to train (assistant replies and their end)."""
-    full = _ids(tokenizer, messages, add_generation_prompt=False)
-    mask = [0] * len(full)
+    text = render(tokenizer, messages, add_generation_prompt=False)
+    trained = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = _ids(tokenizer, messages[:i], add_generation_prompt=True) if i else _gen_prompt_only(tokenizer)
-        through = _ids(tokenizer, messages[: i + 1], add_generation_prompt=False)
-        if full[: len(before)] != before or full[: len(through)] != through:
+        before = render(tokenizer, messages[:i], add_generation_prompt=True)
+        through = render(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        if not (text.startswith(before) and text.startswith(through) and len(before) <= len(through)):
             raise MaskError(
-                "the chat template does not render a conversation's beginning the same way on its own; "
-                "assistant tokens cannot be located"
+                "the chat template does not render the start of a conversation the same way on its own, "
+                "so the assistant's tokens cannot be located; use a template whose output grows turn by turn"
             )
-        end = len(through)
-        # Train the end-of-turn token, not the template's whitespace after it.
-        while end > len(before) and full[end - 1] not in _stop_ids(tokenizer) and _is_blank(tokenizer, full[end - 1]):
-            end -= 1
-        for j in range(len(before), end):
-            mask[j] = 1
-    return full, mask
+        trained.append((len(before), len(through)))
+    ids, mask = _encode_pieces(tokenizer, text, messages, trained)
+    _untrain_trailing_blanks(tokenizer, ids, mask)
+    return ids, mask
 
 
 def encode_text(tokenizer: Any, text: str) -> list[int]:
@@ -59,27 +61,66 @@ def encode_text(tokenizer: Any, text: str) -> list[int]:
 
 
 def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """Token ids that ask the model for the next assistant turn."""
-    return _ids(tokenizer, messages, add_generation_prompt=True)
+    """Token ids that ask the model for the next assistant turn, cut as in training."""
+    text = render(tokenizer, messages, add_generation_prompt=True)
+    return _encode_pieces(tokenizer, text, messages, [])[0]
 
 
 def stop_ids(tokenizer: Any) -> list[int]:
     return sorted(_stop_ids(tokenizer))
 
 
-def _ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-    # sanitize_control_tokens: a "<|im_end|>" written in a message (knowtune's own
-    # source has some) is encoded as text, never as the control token.
-    out = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=True,
-        sanitize_control_tokens=True,
-    )
-    return list(out["input_ids"])
+def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+    if not messages and not add_generation_prompt:
+        return ""
+    try:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+    except Exception:
+        if messages:  # some templates refuse an empty conversation; it renders as nothing
+            raise
+        return ""
 
 
-def _gen_prompt_only(tokenizer: Any) -> list[int]:
-    text = tokenizer.apply_chat_template([], add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+def _encode_pieces(tokenizer: Any, text: str, messages: list[dict[str, str]],
+                   trained: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    contents = _content_spans(text, messages)
+    cuts = sorted({0, len(text), *(p for span in contents + trained for p in span)})
+    ids: list[int] = []
+    mask: list[int] = []
+    for a, b in zip(cuts, cuts[1:]):
+        if a == b:
+            continue
+        in_content = any(ca <= a and b <= cb for ca, cb in contents)
+        piece = tokenizer(text[a:b], add_special_tokens=False, split_special_tokens=in_content)["input_ids"]
+        ids += piece
+        mask += [int(any(ta <= a and b <= tb for ta, tb in trained))] * len(piece)
+    return ids, mask
+
+
+def _content_spans(text: str, messages: list[dict[str, str]]) -> list[tuple[int, int]]:
+    """Where each message's content sits in the rendered text (templates may trim it)."""
+    spans, pos = [], 0
+    for message in messages:
+        content = message["content"].strip()
+        if not content:
+            continue
+        k = text.find(content, pos)
+        if k < 0:
+            continue
+        spans.append((k, k + len(content)))
+        pos = k + len(content)
+    return spans
+
+
+def _untrain_trailing_blanks(tokenizer: Any, ids: list[int], mask: list[int]) -> None:
+    """Train the end-of-turn token, not the template's whitespace after it."""
+    stops = _stop_ids(tokenizer)
+    for j in range(len(ids) - 1, -1, -1):
+        ends_run = mask[j] and (j + 1 == len(ids) or not mask[j + 1])
+        k = j
+        while ends_run and k >= 0 and mask[k] and ids[k] not in stops and _is_blank(tokenizer, ids[k]):
+            mask[k] = 0
+            k -= 1
 
 
 def _stop_ids(tokenizer: Any) -> set[int]:
