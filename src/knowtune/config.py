@@ -33,6 +33,8 @@ class RepoSource(Strict):
 
     type: Literal["repo"]
     path: Path
+    # None: the working tree as it is now (uncommitted edits included); a branch, tag or commit: that snapshot.
+    ref: str | None = None
     include: list[str] = ["**"]
     exclude: list[str] = []
     max_file_bytes: int = Field(200_000, gt=0)
@@ -43,11 +45,81 @@ class GitSource(Strict):
 
     type: Literal["git"]
     path: Path
-    last: int = Field(100, gt=0)
+    range: str | None = None  # e.g. v1.0..HEAD
+    last: int | None = Field(None, gt=0)  # None: 100, unless a range is given
     max_diff_chars: int = Field(12_000, gt=0)
 
+    @model_validator(mode="after")
+    def _default_last(self) -> "GitSource":
+        if self.range is None and self.last is None:
+            self.last = 100
+        return self
 
-Source = Annotated[Union[RepoSource, GitSource], Field(discriminator="type")]
+
+class DocsSource(Strict):
+    """A folder of pages: Markdown, reStructuredText, HTML, PDF, plain text."""
+
+    type: Literal["docs"]
+    path: Path
+    include: list[str] = ["**"]
+    exclude: list[str] = []
+    max_file_bytes: int = Field(20_000_000, gt=0)
+
+
+class PullRequestsSource(Strict):
+    """A JSON or JSONL export of pull requests in the GitHub REST API's shape (a file, or a folder of them)."""
+
+    type: Literal["pull_requests"]
+    path: Path
+    max_patch_chars: int = Field(12_000, gt=0)
+
+
+ChatFormat = Literal["auto", "messages", "alpaca", "sharegpt"]
+
+
+class JsonlSource(Strict):
+    """Existing chat data, read as examples directly (e.g. a public instruction set against forgetting)."""
+
+    type: Literal["jsonl"]
+    path: Path
+    format: ChatFormat = "auto"
+    limit: int | None = Field(None, gt=0)
+
+
+class HFDatasetSource(Strict):
+    """A Hugging Face dataset of chat data: a folder saved by save_to_disk, or a hub id (needs the network)."""
+
+    type: Literal["hf_dataset"]
+    path: str
+    split: str = "train"
+    format: ChatFormat = "auto"
+    limit: int | None = Field(None, gt=0)
+
+
+Source = Annotated[
+    Union[RepoSource, GitSource, DocsSource, PullRequestsSource, JsonlSource, HFDatasetSource],
+    Field(discriminator="type"),
+]
+
+# Files that hold credentials: excluded before anything reads them.
+CREDENTIAL_FILES = [
+    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "id_rsa", "id_rsa.*",
+    "id_dsa", "id_dsa.*", "id_ecdsa", "id_ecdsa.*", "id_ed25519", "id_ed25519.*", ".npmrc", ".pypirc", ".netrc",
+    ".git-credentials", "credentials", "credentials.json", "*credentials*.json", "*.kdbx", ".htpasswd",
+    "secrets.yaml", "secrets.yml", "*.tfvars", "service-account*.json",
+]
+
+
+class RedactConfig(Strict):
+    secrets: Literal["replace", "drop"] = "replace"  # replace with <SECRET:type>, or drop the whole document
+    pii: Literal["pseudonymise", "replace", "keep"] = "pseudonymise"  # e-mails and phone numbers
+    credential_files: list[str] = CREDENTIAL_FILES  # set to narrow the list
+    extra_credential_files: list[str] = []  # add to the list without restating it
+    allow: list[str] = []  # regular expressions of values that are never redacted (known false positives)
+
+
+class IngestConfig(Strict):
+    redact: RedactConfig = RedactConfig()
 
 
 # --- stages ----------------------------------------------------------------
@@ -59,13 +131,48 @@ class TokenizerConfig(Strict):
     vocab_size: int = Field(6000, ge=300)
 
 
+class TeacherConfig(Strict):
+    """A model behind any OpenAI-compatible endpoint that writes question-answer pairs."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None  # the environment variable holding the key; None: no key (local servers)
+    pairs_per_chunk: int = Field(3, gt=0)
+    concurrency: int = Field(4, gt=0)
+    temperature: float = Field(0.2, ge=0)
+    max_tokens: int = Field(1024, gt=0)
+    budget_tokens: int | None = Field(None, gt=0)  # stop generating once this many tokens were used
+    timeout: float = Field(60.0, gt=0)  # seconds per request
+    max_retries: int = Field(5, ge=0)
+    prompt: Path | None = None  # None: knowtune's default prompt
+    price_per_million_input: float = Field(0.0, ge=0)
+    price_per_million_output: float = Field(0.0, ge=0)
+
+
+class JudgeConfig(Strict):
+    """A second pass that keeps only pairs rated grounded and useful; endpoint defaults to the teacher's."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = Field(None, gt=0)
+    max_tokens: int = Field(256, gt=0)
+    timeout: float | None = Field(None, gt=0)
+    prompt: Path | None = None
+
+
 class BuildConfig(Strict):
     tokenizer: TokenizerConfig = TokenizerConfig()
     # None: leave room under train.max_length for the instruction wrapped
     # around a chunk, so the templated example built from it still fits.
     chunk_tokens: int | None = Field(None, gt=16)
+    chunk_overlap: int = Field(0, ge=0)  # tokens a chunk repeats from the end of the one before
     raw: bool = True
     instructions: bool = True
+    qa: bool = True  # question-answer pairs made without a model (docstrings, signatures, headings, messages)
+    teacher: TeacherConfig | None = None
+    judge: JudgeConfig | None = None
+    preference: bool = False  # also make preference pairs (chosen / rejected) for DPO and ORPO
 
 
 class CurateConfig(Strict):
@@ -125,6 +232,7 @@ class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     runs_dir: Path = Path("runs")
     sources: list[Source] = Field(min_length=1)
+    ingest: IngestConfig = IngestConfig()
     build: BuildConfig = BuildConfig()
     curate: CurateConfig = CurateConfig()
     train: TrainConfig = TrainConfig()
@@ -141,6 +249,10 @@ class Config(Strict):
             self.build.chunk_tokens = max(32, self.train.max_length - 64)
         if self.eval.max_new_tokens is None:
             self.eval.max_new_tokens = self.train.max_length
+        if self.build.chunk_overlap >= self.build.chunk_tokens // 2:
+            raise ValueError(
+                f"build.chunk_overlap {self.build.chunk_overlap} must be under half of chunk_tokens {self.build.chunk_tokens}"
+            )
         return self
 
     @property
@@ -188,7 +300,10 @@ def validate(raw: dict, where: str = "config") -> Config:
         raise ConfigError(_explain(err, where)) from None
     cfg.runs_dir = cfg.runs_dir.absolute()
     for source in cfg.sources:
-        source.path = source.path.absolute()
+        if isinstance(source.path, Path):
+            source.path = source.path.absolute()
+        elif Path(source.path).exists():  # an hf_dataset folder; anything else is a hub id
+            source.path = str(Path(source.path).absolute())
     return cfg
 
 
