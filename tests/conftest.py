@@ -30,6 +30,10 @@ HISTORY = [
      "Fill orders from the store and know the suppliers\n\nThe reorder list puts the slowest supplier first."),
     (["lanterna/archive.py", "CHANGELOG.md"],
      "Keep thirty nightly reports in the archive"),
+    (["lanterna/keeper.py", "notebooks/oil_usage.ipynb"],
+     "Add keepers and their watches, and a notebook of oil use\n\nThe notebook plots litres burnt per night."),
+    (["clients"],
+     "Add lamp room clients in JavaScript, TypeScript, Go, Java and Rust\n\nThe lamp room controller talks to the store."),
 ]
 
 

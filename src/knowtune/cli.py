@@ -88,7 +88,32 @@ def _stage_command(name: str, doc: str):
 
 
 _stage_command("ingest", "Read the sources into documents (runs/<name>/documents); skipped files keep a reason.")
-_stage_command("build", "Settle the tokenizer, chunk the documents and build raw and templated examples.")
+
+
+@app.command()
+def build(
+    target: Path = typer.Argument(..., help=TARGET_HELP),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Chunk, then print the requests, tokens and cost the teacher model would need, "
+        "without sending any."),
+):
+    """Settle the tokenizer, chunk the documents and build examples (raw, templated, QA, teacher, preference)."""
+    if not dry_run:
+        return _run_commands(["build"], target, overrides, force, False)
+    from .pipeline import dry_run as estimate
+
+    def go():
+        cfg = _load(target, overrides)
+        numbers = estimate(cfg, force)
+        console.print("teacher dry run (nothing sent):")
+        for key, value in numbers.items():
+            console.print(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
+
+    _guard(go)
+
+
 _stage_command("curate", "Deduplicate, filter by length and split the examples into train/val/test/knowledge.")
 _stage_command("train", "Train the model on the train split (TRL SFTTrainer), with validation loss.")
 _stage_command("eval", "Held-out loss against a unigram baseline; greedy answers scored by exact match and F1.")

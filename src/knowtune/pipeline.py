@@ -36,6 +36,7 @@ class Stage:
 def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     # Imports inside: `knowtune --help` should not wait for torch.
     from .build import run_chunk, run_examples, run_tokenizer
+    from .build.examples import CACHE, prompt_settings
     from .curate import run_curate
     from .evaluate import run_eval
     from .export import run_export
@@ -44,16 +45,20 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
 
     d = run.stage
     b = cfg.build
+    examples_settings = {
+        **b.model_dump(mode="json", include={"raw", "instructions", "qa", "teacher", "judge", "preference"}),
+        "prompts": prompt_settings(b),
+    }
     return {s.name: s for s in [
-        Stage("ingest", {"sources": [s.model_dump(mode="json") for s in cfg.sources]}, [],
-              lambda: run_ingest(cfg.sources, d("ingest"))),
+        Stage("ingest", {"sources": [s.model_dump(mode="json") for s in cfg.sources], **cfg.ingest.model_dump()},
+              [], lambda: run_ingest(cfg.sources, cfg.ingest, d("ingest"))),
         Stage("tokenizer", {"base_model": cfg.train.base_model, **b.tokenizer.model_dump()},
               ["ingest"] if cfg.train.base_model == "scratch" else [],
               lambda: run_tokenizer(cfg.train.base_model, b.tokenizer, d("ingest"), d("tokenizer"))),
-        Stage("chunk", {"chunk_tokens": b.chunk_tokens}, ["ingest", "tokenizer"],
-              lambda: run_chunk(b.chunk_tokens, d("ingest"), d("tokenizer"), d("chunk"))),
-        Stage("examples", {"raw": b.raw, "instructions": b.instructions}, ["ingest", "chunk"],
-              lambda: run_examples(b, d("ingest"), d("chunk"), d("examples"))),
+        Stage("chunk", {"chunk_tokens": b.chunk_tokens, "chunk_overlap": b.chunk_overlap}, ["ingest", "tokenizer"],
+              lambda: run_chunk(b.chunk_tokens, b.chunk_overlap, d("ingest"), d("tokenizer"), d("chunk"))),
+        Stage("examples", examples_settings, ["ingest", "chunk"],
+              lambda: run_examples(b, d("ingest"), d("chunk"), d("examples")), exclude=(CACHE,)),
         Stage("curate", cfg.curate, ["examples", "tokenizer"],
               lambda: run_curate(cfg.curate, d("examples"), d("tokenizer"), d("curate"))),
         Stage("train", cfg.train, ["curate", "tokenizer"],
@@ -90,3 +95,12 @@ def report(cfg: Config, run: RunDir) -> tuple[Path, Path]:
     from .report import write_report
 
     return write_report(run, cfg.name, cfg.eval.shown_generations)
+
+
+def dry_run(cfg: Config, force: bool = False) -> dict:
+    """Ingest and chunk as usual, then estimate what teacher generation would send and cost."""
+    from .build import teacher_dry_run
+
+    run = run_stages(cfg, ["ingest", "tokenizer", "chunk"], force)
+    return teacher_dry_run(cfg.build, run.stage("ingest"), run.stage("chunk"), run.stage("tokenizer"),
+                           run.stage("examples"))

@@ -16,6 +16,7 @@ from .records import atomic_write, read_json
 from .runs import RunDir, read_manifest
 
 SHOWN_CHARS = 400
+SAMPLES_PER_KIND = 3
 
 
 @dataclass
@@ -90,11 +91,25 @@ def ingest_section(run: RunDir) -> list[Block]:
     if not m:
         return []
     c = m["counts"]
-    blocks: list[Block] = [f"{c['documents']} documents, {c['characters']:,} characters; {c['skipped']} files skipped."]
-    blocks.append(Table(["source", "documents"], [[k, v] for k, v in c["by_source"].items()]))
+    blocks: list[Block] = [
+        f"{c['documents']} documents, {c['characters']:,} characters, {c.get('external_examples', 0)} chat "
+        f"examples read as they are; {c['skipped']} files skipped."
+    ]
+    chunks = (_m(run, "chunk") or {}).get("counts", {}).get("by_source", {})
+    examples = (_m(run, "examples") or {}).get("counts", {}).get("by_source", {})
+    names = list(c["by_source"]) + list(c.get("external_by_source", {}))
+    blocks.append(Table(["source", "documents", "chunks", "examples"],
+                        [[k, c["by_source"].get(k, 0), chunks.get(k, 0), examples.get(k, 0)] for k in names]))
     blocks.append(Table(["kind", "documents"], [[k, v] for k, v in c["by_kind"].items()]))
     if c["skipped_by_reason"]:
         blocks.append(Table(["skipped because", "files"], [[k, v] for k, v in c["skipped_by_reason"].items()]))
+    redacted = c.get("redacted") or {}
+    if redacted:
+        kinds = sorted({k for per in redacted.values() for k in per})
+        blocks.append("Redacted before anything else read the text (counts only; the values are kept nowhere):")
+        blocks.append(Table(["source", *kinds], [[s, *[per.get(k, 0) for k in kinds]] for s, per in redacted.items()]))
+    if c.get("dropped_for_secrets"):
+        blocks.append(f"{c['dropped_for_secrets']} documents dropped because they held a secret.")
     return blocks
 
 
@@ -103,11 +118,41 @@ def build_section(run: RunDir) -> list[Block]:
     if not (tok and chunk and ex):
         return []
     t, c, e = tok["counts"], chunk["counts"], ex["counts"]
-    return [
+    blocks: list[Block] = [
         f"Tokenizer: {t['vocab_size']} tokens ({t['from']}); EOS `{t['eos']}`, pad `{t['pad']}`.",
         f"{c['chunks']} chunks, {c['tokens']:,} tokens, mean {c['mean_tokens']}, longest {c['max_tokens']}.",
         Table(["example kind", "examples"], [[k, v] for k, v in e["by_kind"].items()]),
     ]
+    if e.get("skipped_by_step"):
+        blocks.append(Table(["not made, at step", "count"], [[k, v] for k, v in e["skipped_by_step"].items()]))
+    usage = e.get("teacher")
+    if usage:
+        blocks.append(Table(["teacher", "value"], [[k, v] for k, v in usage.items()]))
+    path = run.stage("examples") / "examples.jsonl"
+    if path.is_file():
+        by_kind: dict[str, list[dict]] = {}
+        for row in _jsonl(path):
+            by_kind.setdefault(row["kind"], []).append(row)
+        for kind, rows in by_kind.items():
+            blocks.append(f"Sample {kind} examples:")
+            blocks += [Pre(_show_example(r)) for r in _spread(rows, SAMPLES_PER_KIND)]
+    return blocks
+
+
+def _show_example(row: dict) -> str:
+    if row["kind"] == "raw":
+        return _cut(row["text"])
+    if row["kind"] == "preference":
+        return (f"Q: {_cut(row['prompt'][-1]['content'])}\n--- chosen:\n{_cut(row['chosen'][0]['content'])}"
+                f"\n--- rejected:\n{_cut(row['rejected'][0]['content'])}")
+    return "\n".join(f"{m['role']}: {_cut(m['content'])}" for m in row["messages"])
+
+
+def _jsonl(path: Path):
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
 
 
 def curate_section(run: RunDir) -> list[Block]:

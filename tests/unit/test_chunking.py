@@ -8,9 +8,9 @@ CODE = "\n\n".join(
 )
 
 
-def pieces(tokenizer, text, max_tokens, kind):
+def pieces(tokenizer, text, max_tokens, kind, overlap=0):
     enc = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
-    return chunk_text(text, enc["offset_mapping"], max_tokens, kind), enc
+    return chunk_text(text, enc["offset_mapping"], max_tokens, kind, overlap), enc
 
 
 @pytest.mark.parametrize("max_tokens", [20, 57, 128, 400])
@@ -61,3 +61,13 @@ def test_line_numbers_of_chunks(tiny_tokenizer):
     for a, b in zip(ps, ps[1:]):
         assert b.line_start > a.line_end - 1
     assert ps[-1].line_end == CODE.rstrip("\n").count("\n") + 1
+
+
+def test_overlapping_chunks_repeat_the_end_of_the_previous_one_from_a_line_start(tiny_tokenizer):
+    ps, _ = pieces(tiny_tokenizer, CODE, 100, "code", overlap=20)
+    assert len(ps) > 3
+    for a, b in zip(ps, ps[1:]):
+        assert a.start < b.start < a.end  # overlapping, always moving forward
+        # the repeated part begins at a line (byte-level BPE may glue the newline to the indentation)
+        assert CODE[b.start - 1] == "\n" or CODE[b.start] == "\n"
+    assert ps[-1].end == len(CODE) and all(p.n_tokens <= 100 for p in ps)

@@ -3,13 +3,13 @@ import json
 import pytest
 
 from conftest import git, make_repo
-from knowtune.config import GitSource, RepoSource
+from knowtune.config import GitSource, IngestConfig, RepoSource
 from knowtune.sources import SourceError, fingerprint, run_ingest
 from knowtune.records import Document, read_jsonl
 
 
 def ingest(tmp_path, sources):
-    run_ingest(sources, tmp_path / "out")
+    run_ingest(sources, IngestConfig(), tmp_path / "out")
     docs = {d.path: d for d in read_jsonl(tmp_path / "out" / "documents.jsonl", Document)}
     skipped = {s["path"]: s["reason"] for s in read_jsonl(tmp_path / "out" / "skipped.jsonl")}
     return docs, skipped
@@ -29,7 +29,7 @@ def test_repo_source_reads_code_and_docs_and_skips_with_reasons(tmp_path, histor
     assert skipped["lanterna/cli.py"].startswith("excluded")
     assert "debug.log" not in docs and "debug.log" not in skipped  # .gitignore'd: never a candidate
     if history:
-        assert docs["README.md"].metadata["date"] == "2026-10-07"
+        assert docs["README.md"].metadata["date"] == "2026-10-09"
 
 
 def test_size_cap_vendored_and_generated_files_are_skipped(tmp_path):
@@ -49,8 +49,8 @@ def test_size_cap_vendored_and_generated_files_are_skipped(tmp_path):
 
 def test_git_source_has_one_document_per_commit_with_message_files_and_diff(tmp_path):
     repo = make_repo(tmp_path / "r")
-    docs, _ = ingest(tmp_path, [GitSource(type="git", path=repo, last=6)])
-    assert len(docs) == 6  # the last six of seven commits
+    docs, _ = ingest(tmp_path, [GitSource(type="git", path=repo, last=8)])
+    assert len(docs) == 8  # the last eight of nine commits
     pricing = next(d for d in docs.values() if d.metadata["title"] == "Price orders for the harbour office")
     assert pricing.kind == "change" and pricing.metadata["date"].startswith("2026-10-02")
     assert "Wicks over fifty get ten percent off" in pricing.text
@@ -83,11 +83,11 @@ def test_fingerprint_follows_content_not_modification_time(tmp_path):
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="is not a folder"):
-        run_ingest([RepoSource(type="repo", path=tmp_path / "nope")], tmp_path / "out")
+        run_ingest([RepoSource(type="repo", path=tmp_path / "nope")], IngestConfig(), tmp_path / "out")
 
 
 def test_skipped_file_lists_path_and_reason(tmp_path):
     repo = make_repo(tmp_path / "r")
-    run_ingest([RepoSource(type="repo", path=repo)], tmp_path / "out")
+    run_ingest([RepoSource(type="repo", path=repo)], IngestConfig(), tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
     assert {"path": "docs/logo.png", "reason": "binary", "source": "repo:r"} in rows

@@ -52,8 +52,13 @@ def boundaries(text: str, kind: str) -> list[list[int]]:
     return [*structure, blank, line_starts]
 
 
-def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind: str) -> list[Piece]:
-    """Split one tokenised document into pieces of at most `max_tokens` tokens."""
+def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind: str, overlap: int = 0) -> list[Piece]:
+    """Split one tokenised document into pieces of at most `max_tokens` tokens.
+
+    With `overlap`, each piece after the first starts up to that many tokens
+    before the previous one ended (at the earliest line start in that window),
+    so a fact cut in two still appears whole in one piece.
+    """
     n = len(offsets)
     if n == 0:
         return []
@@ -72,8 +77,20 @@ def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind:
         start = starts[i]
         end = starts[j] if j < n else len(text)
         pieces.append(_piece(text, start, end, j - i, heads))
-        i = j
+        if j >= n:
+            break
+        i = _overlap_start(levels[-1], clean, i, j, overlap) if overlap else j
     return pieces
+
+
+def _overlap_start(line_starts: list[int], clean: list[bool], i: int, j: int, overlap: int) -> int:
+    lo = max(i + 1, j - overlap)  # always move forward
+    k = bisect.bisect_left(line_starts, lo)
+    if k < len(line_starts) and line_starts[k] < j:
+        return line_starts[k]
+    while lo < j and not clean[lo]:
+        lo += 1
+    return lo
 
 
 def _token_indices(starts: list[int], clean: list[bool], positions: list[int]) -> list[int]:

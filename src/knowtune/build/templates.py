@@ -49,6 +49,8 @@ def _instruction(doc: Document, provenance: list[str], question: str, answer: st
 
 
 def _header(doc: Document, chunk: Chunk, n_chunks: int) -> str:
+    if doc.kind == "change" and "number" in doc.metadata:
+        return f"Pull request #{doc.metadata['number']}: {doc.metadata['title']}"
     if doc.kind == "change":
         return f"Commit {doc.metadata['commit'][:12]}: {doc.metadata['title']}"
     if n_chunks == 1:
@@ -95,4 +97,6 @@ def _change_qa(doc: Document) -> tuple[str, str]:
     if len(listed) > MAX_LISTED_FILES:
         listed = listed[:MAX_LISTED_FILES] + [f"  ... and {len(listed) - MAX_LISTED_FILES} more files"]
     answer = head.rstrip() + ("\n\nFiles changed:\n" + "\n".join(listed) if listed else "")
+    if "number" in doc.metadata:
+        return f'What changed in pull request #{doc.metadata["number"]} ("{subject}")?', answer
     return f'What changed in "{subject}"?', answer

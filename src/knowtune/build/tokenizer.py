@@ -11,13 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import TokenizerConfig
-from ..records import Document, read_jsonl
+from ..records import Document, Example, read_jsonl
 from ..train.chat_template import CHATML, CHATML_TOKENS
 
 
 def run_tokenizer(base_model: str, cfg: TokenizerConfig, documents: Path, out: Path) -> dict:
     if base_model == "scratch":
         texts = [d.text for d in read_jsonl(documents / "documents.jsonl", Document)]
+        external = documents / "external.jsonl"
+        if external.is_file():  # chat data read as it is is trained on too
+            texts += [m["content"] for e in read_jsonl(external, Example) for m in e.messages or []]
         tokenizer = train_bpe(texts, cfg.vocab_size)
     else:
         tokenizer = load_pretrained(base_model)

@@ -128,12 +128,12 @@ def skip_reason_by_name(path: str) -> str | None:
     return None
 
 
-def read_text(path: Path, max_bytes: int) -> tuple[str | None, str | None]:
-    """(text, None) for a readable text file, or (None, reason) for one to skip."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        return None, f"too large ({size} bytes > {max_bytes})"
-    data = path.read_bytes()
+def decode_text(data: bytes) -> tuple[str | None, str | None]:
+    """(text, None) for the bytes of a text file, or (None, reason) for one to skip.
+
+    On bytes, not a path, so a file read from a commit is judged exactly as the
+    same file in the working tree.
+    """
     if b"\0" in data[:8192]:
         return None, "binary"
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+import subprocess
 from typing import Iterator
 
 from ..config import GitSource
@@ -21,15 +24,34 @@ def _check(src: GitSource) -> None:
         raise SourceError(f"sources: git path {src.path} is not a folder")
 
 
-def fingerprint(src: GitSource) -> str:
+def _revisions(src: GitSource) -> list[str]:
+    """git log arguments choosing the commits: the range, with `last` as a cap on top of it."""
+    return ([f"-n{src.last}"] if src.last else []) + [src.range or "HEAD"]
+
+
+def _resolve(src: GitSource) -> str:
+    """The commits the range's ends name (git rev-parse output); a clear error when they name none."""
     _check(src)
-    return git(src.path, "rev-parse", "HEAD").strip()[:16] + f":{src.last}:{src.max_diff_chars}"
+    rev = src.range or "HEAD"
+    res = None if rev.startswith("-") else subprocess.run(
+        ["git", "-C", str(src.path), "rev-parse", rev, "--"], capture_output=True)
+    if res is None or res.returncode != 0:
+        why = res.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if res else []
+        what = f"range {rev!r} names no commits (expected a branch, tag or A..B)" if src.range else "no commits"
+        raise SourceError(f"sources: git {src.path}: {what}" + (f" ({why[0]})" if why else ""))
+    return res.stdout.decode()
+
+
+def fingerprint(src: GitSource) -> str:
+    # The commits the range names (both ends), not HEAD: v1.0..v2.0 does not change when HEAD moves.
+    ends = _resolve(src)
+    return hashlib.sha256(ends.encode()).hexdigest()[:16] + f":{src.range}:{src.last}:{src.max_diff_chars}"
 
 
 def read(src: GitSource) -> Iterator[Document]:
-    _check(src)
+    _resolve(src)
     source = label(src)
-    headers = git(src.path, "log", f"-n{src.last}", f"--format={_HEADER}")
+    headers = git(src.path, "log", *_revisions(src), f"--format={_HEADER}", "--")
     numstat = _numstats(src)
     patches = _patches(src)
     for block in headers.split("\x1e"):
@@ -40,14 +62,16 @@ def read(src: GitSource) -> Iterator[Document]:
         files = numstat.get(sha, [])
         diff = patches.get(sha, "")
         merge = len(parents.split()) > 1
+        metadata = {"commit": sha, "date": date, "title": subject, "author": author, "author_email": email,
+                    "merge": merge}
+        if merge:
+            # git log shows no diff for a merge; what it brought in is its difference from the first parent.
+            files = _merge_files(src, sha)
+            metadata["merged_branch"] = merged_branch(subject)
+        metadata["files"] = [f["path"] for f in files]
         text = render(sha, date[:10], subject, body.strip(), files, diff, src.max_diff_chars, merge)
-        yield Document(
-            id=stable_id(source, sha), source=source, path=sha, kind="change", text=text,
-            metadata={
-                "commit": sha, "date": date, "title": subject, "author": author, "author_email": email,
-                "files": [f["path"] for f in files], "merge": merge,
-            },
-        )
+        yield Document(id=stable_id(source, sha), source=source, path=sha, kind="change", text=text,
+                       metadata=metadata)
 
 
 def render(sha, date, subject, body, files, diff, limit, merge) -> str:
@@ -55,8 +79,13 @@ def render(sha, date, subject, body, files, diff, limit, merge) -> str:
     if body:
         lines += ["", body]
     if merge:
-        lines += ["", "Merge commit: it joins two lines of history; its changes are in the commits it merges."]
-    if files:
+        branch = merged_branch(subject)
+        what = f"it merges branch {branch}" if branch else "it joins two lines of history"
+        lines += ["", f"Merge commit: {what}; its changes are in the commits it merges. "
+                      "The files below differ from the first parent."]
+    if files and merge:
+        lines += ["", "Files changed:"] + [f"  {f['path']} ({f['status']})" for f in files]
+    elif files:
         lines += ["", "Files changed:"] + [f"  {f['path']} (+{f['added']} -{f['deleted']})" for f in files]
     if diff.strip():
         if len(diff) > limit:
@@ -67,7 +96,7 @@ def render(sha, date, subject, body, files, diff, limit, merge) -> str:
 
 
 def _numstats(src: GitSource) -> dict[str, list[dict]]:
-    out = git(src.path, "log", f"-n{src.last}", "--numstat", "--format=%x1e%H")
+    out = git(src.path, "log", *_revisions(src), "--numstat", "--format=%x1e%H", "--")
     stats: dict[str, list[dict]] = {}
     for block in out.split("\x1e")[1:]:
         lines = block.strip("\n").split("\n")
@@ -82,9 +111,40 @@ def _numstats(src: GitSource) -> dict[str, list[dict]]:
 
 
 def _patches(src: GitSource) -> dict[str, str]:
-    out = git(src.path, "log", f"-n{src.last}", "-p", "--no-color", "--format=%x1e%H")
+    out = git(src.path, "log", *_revisions(src), "-p", "--no-color", "--format=%x1e%H", "--")
     patches = {}
     for block in out.split("\x1e")[1:]:
         sha, _, patch = block.partition("\n")
         patches[sha.strip()] = patch.strip("\n") + "\n" if patch.strip() else ""
     return patches
+
+
+_STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type changed"}
+# Subjects git and the forges write for merges: "Merge branch 'x' into main", "Merge pull request #3 from o/x",
+# "Merge remote-tracking branch 'origin/x'", "Merge tag 'v1.0'".
+_MERGE_SUBJECT = re.compile(
+    r"^Merge (?:(?:remote-tracking )?branch(?:es)? '(?P<branch>[^']+)'|tag '(?P<tag>[^']+)'|"
+    r"pull request #\d+ from (?P<pr>\S+))"
+)
+
+
+def merged_branch(subject: str) -> str | None:
+    """The branch (or tag) a merge commit's subject says it merged, or None."""
+    m = _MERGE_SUBJECT.match(subject)
+    return next((v for v in m.groupdict().values() if v), None) if m else None
+
+
+def _merge_files(src: GitSource, sha: str) -> list[dict]:
+    out = git(src.path, "diff", "--name-status", "-z", f"{sha}^1", sha, "--")
+    fields = out.split("\0")
+    files, i = [], 0
+    while i < len(fields) and fields[i]:
+        status = fields[i]
+        if status[0] in "RC":  # renames and copies name the old path, then the new one
+            old, new = fields[i + 1], fields[i + 2]
+            files.append({"path": new, "status": f"{_STATUS[status[0]]} from {old}"})
+            i += 3
+        else:
+            files.append({"path": fields[i + 1], "status": _STATUS.get(status[0], status)})
+            i += 2
+    return files

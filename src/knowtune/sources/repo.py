@@ -1,62 +1,178 @@
-"""A code repository as a snapshot of its files: one document per file."""
+"""A code repository as a snapshot of its files: one document per file.
+
+The snapshot is the working tree as it is now (ref: None), or a branch, tag or
+commit read straight from git's object store: no checkout, so the working
+tree, and whatever the user has uncommitted in it, is never touched.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..config import RepoSource
 from ..records import Document, Skipped, stable_id
-from .files import glob_filter, is_doc, language_of, list_files, read_text, skip_reason_by_name
-from .gitcmd import SourceError, head_date
+from .files import (decode_text, glob_filter, is_doc, is_git_worktree, language_of, list_files,
+                    skip_reason_by_name)
+from .gitcmd import SourceError, git, head_date
+from .notebook import NotebookError, to_percent
+
+# A notebook's file is mostly outputs (plots as base64), which are dropped; its size cap
+# applies to the text kept, and the file itself may be this many times larger.
+NOTEBOOK_FILE_FACTOR = 50
 
 
 def label(src: RepoSource) -> str:
-    return f"repo:{src.path.name}"
+    return f"repo:{src.path.name}" + (f"@{src.ref}" if src.ref else "")
 
 
 def candidates(src: RepoSource) -> tuple[list[str], list[Skipped]]:
-    if not src.path.is_dir():
-        raise SourceError(f"sources: repo path {src.path} is not a folder")
-    kept, excluded = glob_filter(list_files(src.path), src.include, src.exclude)
+    _check(src)
+    listed = list_files(src.path) if src.ref is None else list(_tree(src.path, resolve(src)))
+    kept, excluded = glob_filter(listed, src.include, src.exclude)
     skipped = [Skipped(p, "excluded by include/exclude globs", label(src)) for p in excluded]
     return kept, skipped
 
 
 def fingerprint(src: RepoSource) -> str:
     """Content hash of every candidate file (not modification times: a touched file is unchanged)."""
+    if src.ref is not None:
+        # A commit's content never changes, so its sha stands for it; the settings choose what of it is read.
+        settings = json.dumps([src.include, src.exclude, src.max_file_bytes])
+        return resolve(src)[:16] + ":" + hashlib.sha256(settings.encode()).hexdigest()[:8]
     h = hashlib.sha256(f"{head_date(src.path)}".encode())
     for rel in candidates(src)[0]:
         path = src.path / rel
         size = path.stat().st_size
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if size <= src.max_file_bytes else f"size:{size}"
+        read = size <= _cap(rel, src.max_file_bytes)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if read else f"size:{size}"
         h.update(f"{rel}\x1f{digest}\n".encode())
     return h.hexdigest()[:16]
 
 
 def read(src: RepoSource, paths: list[str]) -> Iterator[Document | Skipped]:
-    date = head_date(src.path) or _newest_mtime(src.path, paths)
+    if src.ref is None:
+        date = head_date(src.path) or _newest_mtime(src.path, paths)
+        for rel in paths:
+            path = src.path / rel
+            yield _document(src, rel, path.stat().st_size, path.read_bytes, {"date": date})
+        return
+    sha = resolve(src)
+    meta = {"date": git(src.path, "log", "-1", "--format=%cs", sha).strip(), "commit": sha}
+    tree = _tree(src.path, sha)
+    with _BlobReader(src.path) as blobs:
+        for rel in paths:
+            mode, oid, size = tree[rel]
+            if mode == "120000":
+                yield Skipped(rel, "symlink", label(src))
+                continue
+            yield _document(src, rel, size, lambda oid=oid: blobs.read(oid), meta)
+
+
+def _document(src: RepoSource, rel: str, size: int, load: Callable[[], bytes], meta: dict) -> Document | Skipped:
     source = label(src)
-    for rel in paths:
-        reason = skip_reason_by_name(rel)
-        text = None
-        if reason is None:
-            text, reason = read_text(src.path / rel, src.max_file_bytes)
-        if reason is not None:
-            yield Skipped(rel, reason, source)
+    text, language, reason = _text_of(rel, size, load, src.max_file_bytes)
+    if reason is not None:
+        return Skipped(rel, reason, source)
+    doc = is_doc(rel)
+    metadata = {**meta, "programming_language": None if doc else language}
+    if doc:
+        metadata["title"] = title_of(text, rel)
+        metadata["natural_language"] = None  # filled by language id (curate)
+    return Document(
+        id=stable_id(source, rel), source=source, path=rel, kind="doc" if doc else "code", text=text,
+        metadata=metadata,
+    )
+
+
+def _text_of(rel: str, size: int, load: Callable[[], bytes], max_bytes: int) -> tuple[str | None, ...]:
+    """(text, programming language, None) for a file worth reading, or (None, None, reason) for one to skip."""
+    reason = skip_reason_by_name(rel)
+    if reason is not None:
+        return None, None, reason
+    notebook = rel.lower().endswith(".ipynb")
+    cap = _cap(rel, max_bytes)
+    if size > cap:
+        return None, None, f"too large ({size} bytes > {cap})"
+    if not notebook:
+        text, reason = decode_text(load())
+        return text, language_of(rel), reason
+    try:
+        text, language = to_percent(load())
+    except NotebookError as err:
+        return None, None, str(err)
+    kept = len(text.encode("utf-8"))
+    if kept > max_bytes:
+        return None, None, f"too large ({kept} bytes of cells without outputs > {max_bytes})"
+    return (text, language, None) if text.strip() else (None, None, "empty")
+
+
+def _cap(rel: str, max_bytes: int) -> int:
+    """The largest file read: notebooks may be larger, their cap applies to the text kept."""
+    return max_bytes * NOTEBOOK_FILE_FACTOR if rel.lower().endswith(".ipynb") else max_bytes
+
+
+# --- a snapshot from git ----------------------------------------------------
+
+
+def resolve(src: RepoSource) -> str:
+    """The commit sha `src.ref` names; a clear error when it names none."""
+    ref = src.ref or "HEAD"
+    if not is_git_worktree(src.path):
+        raise SourceError(f"sources: repo {src.path} is not a git repository, so ref {ref!r} cannot be read")
+    # A ref starting with "-" would be taken for an option.
+    res = None if ref.startswith("-") else subprocess.run(
+        ["git", "-C", str(src.path), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True
+    )
+    if res is None or res.returncode != 0:
+        raise SourceError(f"sources: repo {src.path} has no branch, tag or commit {ref!r}")
+    return res.stdout.decode().strip()
+
+
+def _tree(root: Path, sha: str) -> dict[str, tuple[str, str, int]]:
+    """path -> (mode, blob id, size) of every file in the commit, relative to `root` (as ls-files in a subfolder)."""
+    out = git(root, "ls-tree", "-r", "-z", "-l", sha).split("\0")
+    tree = {}
+    for entry in out:
+        if not entry:
             continue
-        doc = is_doc(rel)
-        metadata = {"date": date, "programming_language": None if doc else language_of(rel)}
-        if doc:
-            metadata["title"] = title_of(text, rel)
-            metadata["natural_language"] = None  # filled by language id (curate)
-        yield Document(
-            id=stable_id(source, rel), source=source, path=rel, kind="doc" if doc else "code",
-            text=text, metadata=metadata,
+        meta, path = entry.split("\t", 1)
+        mode, kind, oid, size = meta.split()
+        if kind == "blob":  # submodules ("commit") have no content here, as in the working tree
+            tree[path] = (mode, oid, int(size))
+    return tree
+
+
+class _BlobReader:
+    """One `git cat-file --batch` process answering blob ids one at a time, so no file is held longer than needed."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __enter__(self) -> "_BlobReader":
+        self.proc = subprocess.Popen(
+            ["git", "-C", str(self.root), "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
+        return self
+
+    def read(self, oid: str) -> bytes:
+        self.proc.stdin.write(f"{oid}\n".encode())
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().decode().split()
+        if len(header) != 3:
+            raise SourceError(f"sources: repo {self.root}: git cat-file could not read object {oid}")
+        data = self.proc.stdout.read(int(header[2]))
+        self.proc.stdout.read(1)  # the newline after each object
+        return data
+
+    def __exit__(self, *exc) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
@@ -75,3 +191,8 @@ def title_of(text: str, path: str) -> str:
 def _newest_mtime(root: Path, paths: list[str]) -> str:
     newest = max(((root / p).stat().st_mtime for p in paths), default=0)
     return datetime.fromtimestamp(newest, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _check(src: RepoSource) -> None:
+    if not src.path.is_dir():
+        raise SourceError(f"sources: repo path {src.path} is not a folder")
