@@ -16,7 +16,7 @@ from typing import Iterator
 
 from ..config import (DocsSource, GitSource, HFDatasetSource, IngestConfig, JsonlSource, PullRequestsSource,
                       RepoSource)
-from ..progress import track
+from ..progress import console, track
 from ..records import Document, Example, Skipped, write_jsonl
 from ..redact import Redactor
 from . import chat_data, docs, git_history, pull_requests, repo
@@ -59,6 +59,10 @@ def run_ingest(sources: list, cfg: IngestConfig, out: Path) -> dict:
     write_jsonl(out / "documents.jsonl", documents)
     write_jsonl(out / "external.jsonl", external)
     write_jsonl(out / "skipped.jsonl", skipped)
+    reasons = Counter(_reason_class(s.reason) for s in skipped)
+    if reasons:
+        console.print(f"ingest: skipped {len(skipped)} (" + ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+                      + f"); see {out / 'skipped.jsonl'}")
     return {
         "documents": len(documents),
         "external_examples": len(external),
@@ -66,7 +70,7 @@ def run_ingest(sources: list, cfg: IngestConfig, out: Path) -> dict:
         "by_kind": dict(Counter(d.kind for d in documents)),
         "by_source": dict(Counter(d.source for d in documents)),
         "external_by_source": dict(Counter(e.metadata["source"] for e in external)),
-        "skipped_by_reason": dict(Counter(_reason_class(s.reason) for s in skipped)),
+        "skipped_by_reason": dict(reasons),
         "characters": sum(len(d.text) for d in documents),
         "redacted": redactor.counts,
         "redacted_by_kind": dict(sum((Counter(c) for c in redactor.counts.values()), Counter())),
