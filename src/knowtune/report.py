@@ -167,6 +167,16 @@ def curate_section(run: RunDir) -> list[Block]:
     blocks.append(Table(["split", "documents", *kinds],
                         [[s, stats["documents_by_split"][s], *[splits[s].get(k, 0) for k in kinds]] for s in splits]))
     blocks.append(Image(folder / "plots" / "lengths.png", "tokens per example before and after curation"))
+    excluded = folder / "excluded.jsonl"
+    by_step: dict[str, list[dict]] = {}
+    if excluded.is_file():
+        for row in _jsonl(excluded):
+            by_step.setdefault(row["step"], []).append(row)
+    for step, rows in by_step.items():
+        blocks.append(f"Dropped by {step} ({len(rows)}), a few of them:")
+        for row in _spread(rows, SAMPLES_PER_KIND):
+            dup = f", duplicate of {row['duplicate_of']}" if row.get("duplicate_of") else ""
+            blocks.append(Pre(f"{row['id']}: {row['reason']}{dup}\n{_show_example(row['record'])}"))
     return blocks
 
 

@@ -1,5 +1,6 @@
 from knowtune.curate.split import assign
-from knowtune.curate.steps import exact_dedup, held_out_questions
+from knowtune.curate.decontaminate import decontaminate
+from knowtune.curate.steps import exact_dedup
 from knowtune.records import Example
 
 
@@ -10,7 +11,7 @@ def corpus(n_docs=40, questions_per_doc=3):
         for q in range(questions_per_doc):
             out.append(Example(
                 id=f"q{d}.{q}", kind="instruction", document_id=f"d{d}",
-                messages=[{"role": "user", "content": f"question {q} about doc {d}?"},
+                messages=[{"role": "user", "content": f"What does document {d} say about topic number {q} of the store?"},
                           {"role": "assistant", "content": f"answer {q} of {d}"}],
             ))
     return out
@@ -63,7 +64,7 @@ def test_training_examples_repeating_a_held_out_question_are_dropped_with_its_id
                              {"role": "assistant", "content": "a different answer"}])
     raw_copy = Example(id="rawcopy", kind="raw", document_id="d-other", split="train",
                        text=held.messages[0]["content"])
-    result = held_out_questions(examples + [twin, raw_copy])
+    result = decontaminate(examples + [twin, raw_copy], n=13)
     dropped = {d.record["id"]: d for d in result.dropped}
     assert set(dropped) == {"twin"}
     assert dropped["twin"].duplicate_of == held.id and dropped["twin"].step == "decontaminate"

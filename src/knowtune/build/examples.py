@@ -53,6 +53,9 @@ def run_examples(cfg: BuildConfig, documents: Path, chunks_dir: Path, out: Path)
         skipped += [{**r, "step": "preference"} for r in unpaired]
     examples += preference
 
+    for e in examples:
+        # Curation judges prose and code differently (language id and quality rules are for prose).
+        e.metadata["doc_kind"] = docs[e.document_id].kind
     external = documents / "external.jsonl"
     if external.is_file():
         examples += read_jsonl(external, Example)

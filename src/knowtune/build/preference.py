@@ -27,7 +27,7 @@ def neighbour_pairs(examples: list[Example]) -> tuple[list[Example], list[dict]]
             provenance=list(e.provenance),
             prompt=e.messages[:-1], chosen=[e.messages[-1]],
             rejected=[{"role": "assistant", "content": other.messages[-1]["content"]}],
-            metadata={**e.metadata, "rejected_from": other.id, "rule": "neighbour"},
+            metadata={**e.metadata, "rejected_from": other.id, "preference_rule": "neighbour"},
         ))
     return pairs, rejected
 

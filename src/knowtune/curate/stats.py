@@ -33,18 +33,21 @@ def dataset_stats(examples: list[Example], lengths: dict[str, int]) -> dict:
 
 
 def plot_lengths(before: dict[str, list[int]], after: dict[str, list[int]], path: Path, limit: int) -> None:
+    """One panel per measure (instruction, output, combined tokens), before and after curation overlaid."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    for ax, (title, data) in zip(axes, (("before curation", before), ("after curation", after))):
-        for kind, values in sorted(data.items()):
-            if values:
-                ax.hist(values, bins=40, alpha=0.6, label=kind)
-        ax.axvline(limit, color="k", linestyle="--", linewidth=1)
-        ax.set_title(f"tokens per example, {title}")
+    fig, axes = plt.subplots(1, len(before), figsize=(4 * len(before), 3.3))
+    for ax, measure in zip(axes, before):
+        values = before[measure] + after.get(measure, [])
+        bins = 40 if not values else min(40, max(values) - min(values) + 1)
+        ax.hist(before[measure], bins=bins, alpha=0.5, label="before")
+        ax.hist(after.get(measure, []), bins=bins, alpha=0.7, label="after")
+        if measure == "combined":
+            ax.axvline(limit, color="k", linestyle="--", linewidth=1, label="max_tokens")
+        ax.set_title(f"{measure} tokens per example")
         ax.set_xlabel("tokens")
         ax.legend()
     axes[0].set_ylabel("examples")

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import Example, to_dict
-from ..train.data import question_of
 
 
 @dataclass
@@ -76,22 +75,31 @@ def length_filter(examples: list[Example], lengths: dict[str, int], min_tokens: 
     return result
 
 
-def held_out_questions(examples: list[Example]) -> StepResult:
-    """Drop training examples that ask a question held out for evaluation (word for word).
+def leak_check(examples: list[Example], allow: list[str]) -> StepResult:
+    """Drop examples that still hold a secret: ingest redacts, this rescans what the examples became
+    (a teacher's answer, chat data, a template) with the same detector. The dropped record is kept with
+    the secret masked: excluded.jsonl must not become the leak."""
+    from ..redact import find_secrets
 
-    Raw text stays: it is the knowledge the held-out questions ask about.
-    """
-    held = {}
-    for e in examples:
-        q = question_of(e)
-        if e.split != "train" and q:
-            held.setdefault(normalised(q), e.id)
+    patterns = [re.compile(p) for p in allow]
     result = StepResult([])
     for e in examples:
-        q = question_of(e)
-        twin = held.get(normalised(q)) if q and e.split == "train" else None
-        if twin:
-            result.dropped.append(Dropped("decontaminate", "asks a held-out question", to_dict(e), twin))
+        found: set[str] = set()
+
+        def mask(text: str) -> str:
+            findings = find_secrets(text, patterns)
+            found.update(f.kind for f in findings)
+            for f in sorted(findings, key=lambda f: -f.start):
+                text = text[: f.start] + f"<SECRET:{f.kind}>" + text[f.end :]
+            return text
+
+        record = to_dict(e)
+        if record["text"]:
+            record["text"] = mask(record["text"])
+        for key in ("messages", "prompt", "chosen", "rejected"):
+            record[key] = [{**m, "content": mask(m["content"])} for m in record[key]] if record[key] else record[key]
+        if found:
+            result.dropped.append(Dropped("leak_check", f"holds a secret ({', '.join(sorted(found))})", record))
         else:
             result.kept.append(e)
     return result

@@ -34,11 +34,13 @@ def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tokenizer = load_tokenizer(tokenizer_dir)
-    train_examples = load_split(dataset, "train")
+    # Preference pairs are for DPO and ORPO; SFT already trains their chosen answer through the QA example.
+    train_examples = [e for e in load_split(dataset, "train") if e.kind != "preference"]
     if not train_examples:
         raise ValueError(f"{dataset}: the train split is empty; add sources or lower curate.val_share/test_share")
     train_ds = tokenize_split(tokenizer, train_examples, cfg.max_length, "train split")
-    val_ds = tokenize_split(tokenizer, load_split(dataset, "val"), cfg.max_length, "val split")
+    val_ds = tokenize_split(tokenizer, [e for e in load_split(dataset, "val") if e.kind != "preference"],
+                            cfg.max_length, "val split")
     model = load_model(cfg, tokenizer)
 
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
