@@ -3,6 +3,7 @@ decontamination, the selection, and the dataset with its statistics and card."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 
@@ -39,9 +40,17 @@ def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, ex
     dropped: list[Dropped] = []
     current = examples
 
+    clock = [time.perf_counter()]
+    timings: list[str] = []
+
     def step(name: str, result: StepResult) -> None:
         nonlocal current
+        # The step's work ran while its arguments were evaluated: since the previous step ended. Seconds go
+        # to log.txt, not stats.json, which must be the same bytes whatever machine or executor ran it.
+        now = time.perf_counter()
         funnel.append({"step": name, "in": len(current), "out": len(result.kept)})
+        timings.append(f"{name}: {now - clock[0]:.2f} s")
+        clock[0] = now
         dropped.extend(result.dropped)
         current = result.kept
         console.print(f"curate: {name}: {len(result.dropped)} dropped, {len(result.kept)} left")
@@ -63,7 +72,7 @@ def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, ex
             step("decontaminate", decontaminate(current, cfg.decontaminate.ngram,
                                                 benchmark_texts(cfg.decontaminate.benchmarks)))
         step("select", select(current, cfg.select, lengths, cfg.seed))
-        log = ex.log + [f"vector cache: {cache.hits} reused, {cache.misses} computed"]
+        log = ex.log + [f"vector cache: {cache.hits} reused, {cache.misses} computed"] + timings
 
     for e in current:
         e.metadata["n_tokens"] = lengths[e.id]
