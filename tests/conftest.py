@@ -98,6 +98,9 @@ def make_pretrained(folder: Path, chat_template: str | None = LLAMA3_TEMPLATE) -
     if chat_template:
         tok.chat_template = chat_template
     tok.save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)  # the same "pretrained" weights whatever ran before
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                          max_position_embeddings=512, bos_token_id=tok.bos_token_id,
@@ -111,3 +114,73 @@ def llama3_tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(make_pretrained(tmp_path_factory.mktemp("llama3")))
+
+
+COLOURS = ["red", "green", "blue", "white", "amber", "violet"]
+TINY_SHAPE = {"hidden_size": 32, "layers": 2, "heads": 2, "intermediate_size": 64}
+
+
+def make_train_data(folder: Path, tokenizer, n: int = 24) -> tuple[Path, Path]:
+    """A tokenizer folder and a curated dataset as the curate stage writes them: lamp facts as raw text, QA
+    pairs and preference pairs (the right colour chosen, a neighbour's rejected), a few held out for val."""
+    from knowtune.curate.writer import write_dataset
+    from knowtune.records import Example
+
+    tokenizer.save_pretrained(folder / "tokenizer")
+    examples = []
+    for i in range(n):
+        colour, wrong = COLOURS[i % len(COLOURS)], COLOURS[(i + 1) % len(COLOURS)]
+        split = "val" if i % 6 == 5 else "train"
+        question = [{"role": "user", "content": f"What colour is lamp {i}?"}]
+        answer = {"role": "assistant", "content": f"Lamp {i} burns {colour}."}
+        examples += [
+            Example(id=f"raw{i}", kind="raw", document_id=f"d{i}", split=split,
+                    text=f"Lamp {i} of the harbour burns {colour} every night."),
+            Example(id=f"qa{i}", kind="qa", document_id=f"d{i}", split=split, messages=question + [answer]),
+            Example(id=f"pref{i}", kind="preference", document_id=f"d{i}", split=split, prompt=question,
+                    chosen=[answer], rejected=[{"role": "assistant", "content": f"Lamp {i} burns {wrong}."}]),
+        ]
+    write_dataset(examples, folder / "dataset")
+    return folder / "dataset", folder / "tokenizer"
+
+
+# ChatML, except that the generation prompt says "assistant:" where a stored turn says "assistant".
+CHATML_LIKE_BROKEN = (
+    "{%- for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant:\\n' }}{%- endif %}"
+)
+
+
+TRAIN_SCRIPT = """
+import json, sys
+from pathlib import Path
+from knowtune.config import TrainConfig
+from knowtune.train.run import run_train
+cfg = TrainConfig(**json.loads(sys.argv[1]))
+counts = run_train(cfg, Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+print(json.dumps(counts))
+"""
+
+
+def train_process(cfg: dict, dataset: Path, tokenizer: Path, out: Path, launcher: tuple = ()):
+    """run_train in a process of its own (under `launcher`, e.g. torchrun, when given); returns the Popen."""
+    import json
+    import sys
+
+    script = out.parent / f"{out.name}_train.py"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(TRAIN_SCRIPT)
+    runner = list(launcher) or [sys.executable]
+    args = [*runner, str(script), json.dumps(cfg), str(dataset), str(tokenizer), str(out)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def finish(proc) -> dict:
+    import json
+
+    stdout, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,10 +37,12 @@ def _guard(fn):
     """Turn the errors users cause into one line and exit status 2; leave real bugs their traceback."""
     from .runs import StageError
     from .sources import SourceError
+    from .train.model import HardwareError
+    from .train.preflight import PreflightError
 
     try:
         return fn()
-    except (ConfigError, StageError, SourceError, FileNotFoundError) as err:
+    except (ConfigError, StageError, SourceError, FileNotFoundError, PreflightError, HardwareError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2)
     except KeyboardInterrupt:
@@ -115,9 +118,54 @@ def build(
 
 
 _stage_command("curate", "Deduplicate, filter by length and split the examples into train/val/test/knowledge.")
-_stage_command("train", "Train the model on the train split (TRL SFTTrainer), with validation loss.")
+
+
+@app.command()
+def train(
+    target: Path = typer.Argument(..., help=TARGET_HELP),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+    force: bool = typer.Option(False, "--force", help="Start over, even from a complete checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last complete checkpoint; fail if none."),
+):
+    """Train on the train split (SFT, DPO or ORPO through TRL) after a preflight; a rerun resumes.
+
+    A run stopped by a kill, a crash or Ctrl-C continues from its last complete checkpoint when run
+    again with the same settings; changed settings start over.
+    """
+    def check():
+        from .train.checkpoints import last_complete
+
+        cfg = _load(target, overrides)
+        folder = cfg.run_dir / "train" / "checkpoints"
+        if force:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif resume and last_complete(folder) is None:
+            raise ConfigError(f"{folder}: no complete checkpoint to resume from; run without --resume to start")
+
+    _guard(check)
+    # a run that stopped left no manifest, so the stage is not fresh and runs (and resumes) by itself
+    _run_commands(["train"], target, overrides, force and not resume, False)
 _stage_command("eval", "Held-out loss against a unigram baseline; greedy answers scored by exact match and F1.")
 _stage_command("export", "Save the trained model and tokenizer (with its chat template) for plain transformers.")
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="YAML config with a sweep: grid of train.* and eval.* values."),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+):
+    """Train and evaluate every combination of the config's sweep grid on one dataset; write a table.
+
+    Finished trials are skipped when the sweep runs again; a cut trial resumes from its checkpoint.
+    """
+    def go():
+        from .config import load_raw, validate
+        from .sweep import run_sweep
+
+        raw = load_raw(config, overrides or [])
+        run_sweep(validate(raw, where=str(config)), raw)
+
+    _guard(go)
 
 
 @app.command(name="report")

@@ -275,22 +275,50 @@ class ScratchModel(Strict):
     tie_embeddings: bool = True
 
 
+class LoraConfig(Strict):
+    """Adapter settings for method lora, dora and qlora."""
+
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    # all-linear: every linear layer but the output head, as the QLoRA paper found best
+    target_modules: Literal["all-linear"] | list[str] = "all-linear"
+    modules_to_save: list[str] = []  # trained in full beside the adapters, e.g. [lm_head]
+
+
 class TrainConfig(Strict):
     base_model: str = "scratch"
     model: ScratchModel = ScratchModel()
-    method: Literal["full"] = "full"
-    objective: Literal["sft"] = "sft"
+    method: Literal["full", "lora", "dora", "qlora"] = "full"
+    lora: LoraConfig = LoraConfig()
+    objective: Literal["sft", "dpo", "orpo"] = "sft"
+    # Put before every conversation that has no system message, in training and in the exported chat
+    # template (the tokenizer stage writes it into the template, so every later stage renders it).
+    system_prompt: str | None = None
+    beta: float = Field(0.1, gt=0)  # DPO's KL weight, ORPO's odds-ratio weight (lambda)
     max_length: int = Field(512, gt=16)
+    truncation: bool = False  # cut examples over max_length instead of refusing to start
+    # Short examples share a row of max_length tokens, each seeing only itself
+    # (block-diagonal attention); off: rows padded to the longest in a batch, grouped by length.
+    packing: bool = True
     learning_rate: float | None = Field(None, gt=0)  # None: chosen by method, see learning_rate_for
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0)  # a cap: training stops here even if epochs remain
     batch_size: int = Field(8, gt=0)
     grad_accum: int = Field(1, gt=0)
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "paged_adamw_8bit"] = "adamw_torch"
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    scheduler: Literal["cosine", "linear", "constant_with_warmup", "constant"] = "cosine"
     weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # mixed precision: GPU only
+    attention: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     eval_steps: int | None = Field(None, gt=0)  # None: about ten evaluations per run
+    save_steps: int | None = Field(None, gt=0)  # None: at every evaluation
+    save_total_limit: int = Field(2, gt=0)  # checkpoints kept on disk, the best one besides
     logging_steps: int = Field(5, gt=0)
+    tracking: list[Literal["tensorboard", "mlflow", "wandb"]] = []  # metrics.jsonl is always written
     seed: int = 0
     threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: torch's default
 
@@ -319,6 +347,8 @@ class Config(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
+    # `knowtune sweep`: every combination of these train.* and eval.* values, e.g. {train.learning_rate: [1e-3, 3e-3]}
+    sweep: dict[str, list[Any]] = {}
 
     @model_validator(mode="after")
     def _cross_stage_defaults(self) -> "Config":
@@ -347,6 +377,8 @@ def learning_rate_for(train: TrainConfig) -> float:
         return train.learning_rate
     if train.base_model == "scratch":
         return 1e-3
+    if train.method in ("lora", "dora", "qlora"):
+        return 2e-4  # the QLoRA paper's setting
     return 2e-5
 
 
@@ -360,6 +392,11 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     directory, as shell users expect, and stored absolute so a run directory
     can be reused from anywhere.
     """
+    return validate(load_raw(path, overrides), where=str(path))
+
+
+def load_raw(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The YAML config as a plain mapping, overrides applied, not validated yet."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -371,7 +408,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     for item in overrides:
         apply_override(raw, item, where=str(path))
-    return validate(raw, where=str(path))
+    return raw
 
 
 def validate(raw: dict, where: str = "config") -> Config:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config, dump_config
+from .distributed import is_main
 from .progress import console, quiet_libraries
 from .records import atomic_write
 from .runs import RunDir, input_hash, run_stage
@@ -52,16 +53,20 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     return {s.name: s for s in [
         Stage("ingest", {"sources": [s.model_dump(mode="json") for s in cfg.sources], **cfg.ingest.model_dump()},
               [], lambda: run_ingest(cfg.sources, cfg.ingest, d("ingest"))),
-        Stage("tokenizer", {"base_model": cfg.train.base_model, **b.tokenizer.model_dump()},
+        Stage("tokenizer", {"base_model": cfg.train.base_model, "system_prompt": cfg.train.system_prompt,
+                            **b.tokenizer.model_dump()},
               ["ingest"] if cfg.train.base_model == "scratch" else [],
-              lambda: run_tokenizer(cfg.train.base_model, b.tokenizer, d("ingest"), d("tokenizer"))),
+              lambda: run_tokenizer(cfg.train.base_model, b.tokenizer, d("ingest"), d("tokenizer"),
+                                    cfg.train.system_prompt)),
         Stage("chunk", {"chunk_tokens": b.chunk_tokens, "chunk_overlap": b.chunk_overlap}, ["ingest", "tokenizer"],
               lambda: run_chunk(b.chunk_tokens, b.chunk_overlap, d("ingest"), d("tokenizer"), d("chunk"))),
         Stage("examples", examples_settings, ["ingest", "chunk"],
               lambda: run_examples(b, d("ingest"), d("chunk"), d("examples")), exclude=(CACHE,)),
         Stage("curate", {**cfg.curate.model_dump(mode="json"), "allow": cfg.ingest.redact.allow}, ["examples", "tokenizer"],
               lambda: run_curate(cfg.curate, cfg.ingest.redact.allow, cfg.executor, d("examples"), d("tokenizer"),
-                                 d("curate")), exclude=("cache",)),
+                                 d("curate")),
+              # Not what later stages read: timings and pids, and reasons that quote the settings.
+              exclude=("cache", "log.txt", "excluded.jsonl")),
         Stage("train", cfg.train, ["curate", "tokenizer"],
               lambda: run_train(cfg.train, d("curate"), d("tokenizer"), d("train")), exclude=("checkpoints",)),
         Stage("eval", cfg.eval, ["curate", "train"],
@@ -74,7 +79,8 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
 def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
     run = RunDir(cfg.run_dir)
     run.root.mkdir(parents=True, exist_ok=True)
-    atomic_write(run.config_file, dump_config(cfg))
+    if is_main():
+        atomic_write(run.config_file, dump_config(cfg))
     if cfg.train.base_model == "scratch":
         # Nothing is fetched from a hub unless the config names a hub id.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from .config import stage_hash
+from .distributed import is_main
 from .records import read_json, write_json
 
 MANIFEST = "manifest.json"
@@ -143,6 +144,9 @@ def run_stage(
     if not force and is_fresh(folder, settings_hash, inputs, exclude):
         console.print(f"[dim]{name}: unchanged, skipped[/dim]")
         return read_manifest(folder)
+    if not is_main():  # another process of a distributed launch: it trains, the main process writes
+        fn()
+        return {}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
     for stale in folder.glob(".*.tmp"):

@@ -5,7 +5,8 @@ import yaml
 
 from knowtune.config import ConfigError, load_config, stage_hash
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("**/*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+ACCELERATE = sorted((Path(__file__).parents[2] / "configs" / "accelerate").glob("*.yaml"))
 MINIMAL = {"name": "t", "sources": [{"type": "repo", "path": "."}]}
 
 
@@ -19,6 +20,14 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_every_shipped_config_is_valid(path):
     cfg = load_config(path)
     assert cfg.name and cfg.sources
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=[p.name for p in ACCELERATE])
+def test_every_shipped_accelerate_config_loads_in_accelerate(path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    cfg = ClusterConfig.from_yaml_file(path)  # refuses unknown keys
+    assert cfg.num_processes == 2 and cfg.mixed_precision == "no"
 
 
 def test_unknown_key_names_key_location_and_nearest_valid_key(tmp_path):

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from ..config import TokenizerConfig
 from ..records import Document, Example, read_jsonl
-from ..train.chat_template import CHATML, CHATML_TOKENS
+from ..train.chat_template import CHATML, CHATML_TOKENS, with_system_prompt
 
 
-def run_tokenizer(base_model: str, cfg: TokenizerConfig, documents: Path, out: Path) -> dict:
+def run_tokenizer(base_model: str, cfg: TokenizerConfig, documents: Path, out: Path,
+                  system_prompt: str | None = None) -> dict:
     if base_model == "scratch":
         texts = [d.text for d in read_jsonl(documents / "documents.jsonl", Document)]
         external = documents / "external.jsonl"
@@ -24,6 +25,8 @@ def run_tokenizer(base_model: str, cfg: TokenizerConfig, documents: Path, out: P
         tokenizer = train_bpe(texts, cfg.vocab_size)
     else:
         tokenizer = load_pretrained(base_model)
+    if system_prompt:
+        tokenizer.chat_template = with_system_prompt(tokenizer.chat_template, system_prompt)
     tokenizer.save_pretrained(out)
     return {
         "vocab_size": len(tokenizer),

@@ -9,15 +9,22 @@ from pathlib import Path
 from rich.live import Live
 from transformers import TrainerCallback
 
+from ..distributed import is_main
 from ..progress import console
 
 
 class MetricsCallback(TrainerCallback):
     """Appends every log to metrics.jsonl (flushed per line, so a killed run keeps its curve)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, resumed_at: int = 0):
         self.path = path
+        if resumed_at and path.is_file() and is_main():
+            # rows logged after the checkpoint will be logged again by the resumed run
+            rows = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resumed_at]
+            path.write_text("".join(r + "\n" for r in rows))
         self.start = time.perf_counter()
+        self.next_print = 0.0
         self.last: dict = {}
         self.live: Live | None = None
 
@@ -26,9 +33,10 @@ class MetricsCallback(TrainerCallback):
         if console.is_terminal:
             self.live = Live(console=console, transient=True, refresh_per_second=4)
             self.live.start()
-        self.next_print = 0.0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         seconds = time.perf_counter() - self.start
         row = {"step": state.global_step, "epoch": round(state.epoch or 0, 3), "seconds": round(seconds, 1),
                "tokens": state.num_input_tokens_seen, **(logs or {})}

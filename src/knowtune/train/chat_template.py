@@ -29,6 +29,16 @@ DOC_END = "<|endoftext|>"  # ends a raw-text example: a document boundary, not a
 IGNORE = -100
 
 
+def with_system_prompt(template: str, prompt: str) -> str:
+    """The template, rendering `prompt` as the system message of a conversation that has none."""
+    import json
+
+    # json.dumps gives a valid Jinja string literal for any prompt (quotes, newlines, braces).
+    return ("{%- if not messages or messages[0]['role'] != 'system' %}"
+            "{%- set messages = [{'role': 'system', 'content': " + json.dumps(prompt) + "}] + messages %}"
+            "{%- endif %}" + template)
+
+
 class MaskError(ValueError):
     """The chat template renders a prefix differently from the whole conversation."""
 

@@ -1,32 +1,77 @@
-"""The train stage: the curated dataset, tokenised with its loss mask, through TRL's SFTTrainer."""
+"""The train stage: the curated dataset through TRL's trainer for the objective, after a preflight
+that shows what will be trained and refuses the common mistakes; resumable from its last complete
+checkpoint."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import TrainConfig, learning_rate_for
 from ..progress import console, track
 from ..records import Example
-from .data import encode_example
-from .model import count_parameters, load_model
+from ..config import stage_hash
+from ..distributed import barrier, is_main, world_size
+from ..runs import read_manifest
+from . import checkpoints, preflight
 from .callbacks import MetricsCallback, plot_losses
+from .data import encode_example
+from .model import ADAPTER_METHODS, count_parameters, load_model
+from .packing import pack
+from .trainers import common_args, preference_trainer, sft_trainer
 
-def tokenize_split(tokenizer, examples: list[Example], max_length: int, what: str):
-    """A datasets.Dataset of input_ids and labels; examples over max_length were dropped by curate."""
+
+def encode_rows(tokenizer, examples: list[Example], cfg: TrainConfig, what: str) -> list[dict]:
+    rows = [encode_example(tokenizer, e) for e in track(examples, f"tokenising {what}")]
+    preflight.check_lengths([len(r["input_ids"]) for r in rows], cfg.max_length, cfg.truncation)
+    return [{k: v[: cfg.max_length] for k, v in r.items()} for r in rows]
+
+
+def sft_dataset(rows: list[dict], cfg: TrainConfig):
     from datasets import Dataset
 
-    rows = [encode_example(tokenizer, e) for e in track(examples, f"tokenising {what}")]
-    rows = [r for r in rows if len(r["input_ids"]) <= max_length]
+    if not rows:
+        return None
+    return Dataset.from_list(pack(rows, cfg.max_length) if cfg.packing else rows)
+
+
+def preference_dataset(examples: list[Example]):
+    from datasets import Dataset
+
+    rows = [{"prompt": e.prompt, "chosen": e.chosen, "rejected": e.rejected} for e in examples]
     return Dataset.from_list(rows) if rows else None
 
 
-def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
+def expected_template(cfg: TrainConfig) -> str | None:
+    """The chat template inference will use when the base model brings its own; None when knowtune sets it."""
+    if cfg.base_model == "scratch":
+        return None
+    from transformers import AutoTokenizer
+
+    from .chat_template import with_system_prompt
+
+    own = AutoTokenizer.from_pretrained(cfg.base_model).chat_template
+    if own is None:
+        return None
+    return with_system_prompt(own, cfg.system_prompt) if cfg.system_prompt else own
+
+
+@dataclass
+class Prepared:
+    trainer: object
+    tokenizer: object
+    resume: Path | None
+    params: dict
+    examples: int
+
+
+def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> Prepared:
+    """Everything up to the first step: data, preflight (printed, saved, refusals raised), model, trainer."""
     import torch
-    from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
 
     from ..build import load_tokenizer
     from ..curate import load_split
@@ -34,80 +79,141 @@ def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tokenizer = load_tokenizer(tokenizer_dir)
-    # Preference pairs are for DPO and ORPO; SFT already trains their chosen answer through the QA example.
-    train_examples = [e for e in load_split(dataset, "train") if e.kind != "preference"]
+    preflight.check_pad(tokenizer)
+    preference = cfg.objective in ("dpo", "orpo")
+
+    def split(name: str) -> list[Example]:
+        # SFT trains the chosen answer of a preference pair through its QA example already.
+        return [e for e in load_split(dataset, name) if (e.kind == "preference") == preference]
+
+    train_examples = split("train")
     if not train_examples:
-        raise ValueError(f"{dataset}: the train split is empty; add sources or lower curate.val_share/test_share")
-    train_ds = tokenize_split(tokenizer, train_examples, cfg.max_length, "train split")
-    val_ds = tokenize_split(tokenizer, [e for e in load_split(dataset, "val") if e.kind != "preference"],
-                            cfg.max_length, "val split")
+        hint = "set build.preference.enabled" if preference else "add sources or lower curate.val_share/test_share"
+        raise ValueError(f"{dataset}: the train split has no examples for objective {cfg.objective}; {hint}")
+    chat = next((e for e in train_examples if e.messages or e.prompt), None)
+    if chat is not None:
+        preflight.check_template(tokenizer, expected_template(cfg), chat.messages or (chat.prompt + chat.chosen))
+    rows = encode_rows(tokenizer, train_examples, cfg, "train split")
+    if preference:
+        train_ds, val_ds = preference_dataset(train_examples), preference_dataset(split("val"))
+    else:
+        val_rows = encode_rows(tokenizer, split("val"), cfg, "val split")
+        train_ds, val_ds = sft_dataset(rows, cfg), sft_dataset(val_rows, cfg)
     model = load_model(cfg, tokenizer)
 
-    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
+    # Under a distributed launch every process takes batch_size rows a step: the global batch is world times that.
+    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum * world_size()))
     # max_steps caps the run (a time budget); epochs say how far it would go otherwise.
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     eval_steps = cfg.eval_steps or max(1, total_steps // 10)
-    checkpoints = out / "checkpoints"
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
-    args = SFTConfig(
-        output_dir=str(checkpoints),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=learning_rate_for(cfg),
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,
-        num_train_epochs=cfg.epochs,
-        max_steps=total_steps,
-        max_length=cfg.max_length,
-        logging_steps=cfg.logging_steps,
-        eval_strategy="steps" if val_ds is not None else "no",
-        eval_steps=eval_steps,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length",
-        include_num_input_tokens_seen="non_padding",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-        callbacks=[MetricsCallback(out / "metrics.jsonl")],
-    )
-    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the live line instead
-    console.print(f"train: {count_parameters(model)['parameters'] / 1e6:.1f}M parameters, "
-                  f"{len(train_ds)} examples, {total_steps} steps")
-    start = time.perf_counter()
-    result = trainer.train()
-    seconds = time.perf_counter() - start
-    final_eval = trainer.evaluate() if val_ds is not None else {}
+    params = count_parameters(model)
+    longest = cfg.max_length if cfg.packing and not preference else max(len(r["input_ids"]) for r in rows)
+    # a preference step runs the chosen and the rejected answer (and DPO a reference model besides)
+    memory = preflight.memory_estimate(model, cfg.batch_size * longest * (2 if preference else 1), cfg.optimizer,
+                                       cfg.gradient_checkpointing)
+    plan = preflight.Plan(len(train_ds), total_steps, cfg.batch_size * cfg.grad_accum * world_size(), cfg.max_length,
+                          cfg.optimizer, cfg.gradient_checkpointing)
+    shown = next((r for e, r in zip(train_examples, rows) if e.kind != "raw"), rows[0])
+    identity = {"settings": stage_hash(cfg), "dataset": (read_manifest(dataset) or {}).get("output_hash"),
+                "tokenizer": (read_manifest(tokenizer_dir) or {}).get("output_hash")}
+    if is_main():
+        preflight.report(out, console, tokenizer, shown, params, memory, plan)
+        resume = checkpoints.prepare(out / "checkpoints", identity)
+        if resume is None:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+        else:
+            console.print(f"train: resuming from {resume.name}")
+    barrier()  # the other processes resume from the checkpoint the main one chose
+    resume = checkpoints.last_complete(out / "checkpoints")
+    args = common_args(cfg, out, total_steps, eval_steps, val_ds is not None)
+    callbacks = [MetricsCallback(out / "metrics.jsonl", resumed_at=_step(resume)), checkpoints.MarkComplete()]
+    build = preference_trainer if preference else sft_trainer
+    trainer = build(model, tokenizer, cfg, args, train_ds, val_ds, callbacks)
+    from transformers import PrinterCallback
 
-    model_dir = out / "model"
-    shutil.rmtree(model_dir, ignore_errors=True)
-    trainer.model.generation_config = model.generation_config
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(model_dir)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    plot_losses(out / "metrics.jsonl", out / "plots" / "loss.png")
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the live line instead
+    console.print(f"train: {params['trainable_parameters']:,} of {params['parameters']:,} parameters train "
+                  f"({cfg.method}, {cfg.objective}), {len(train_ds)} rows, {total_steps} steps")
+    return Prepared(trainer, tokenizer, resume, params, len(train_examples))
+
+
+def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
+    p = prepare(cfg, dataset, tokenizer_dir, out)
+    trainer = p.trainer
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(p.resume) if p.resume else None)
+    seconds = time.perf_counter() - start
+    final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
+
+    if is_main():
+        save_model(trainer.model, p.tokenizer, cfg, out)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the model is saved; they only served a resume
+        plot_losses(out / "metrics.jsonl", out / "plots" / "loss.png")
+    barrier()
     tokens = trainer.state.num_input_tokens_seen
     return {
-        **count_parameters(model),
+        **p.params,
+        "method": cfg.method, "objective": cfg.objective,
         "steps": trainer.state.global_step,
+        "resumed_from_step": _step(p.resume),
         "train_loss": round(result.training_loss, 4),
         "eval_loss": round(final_eval.get("eval_loss", float("nan")), 4),
         "tokens": int(tokens),
         "tokens_per_second": round(tokens / seconds, 1),
         "train_seconds": round(seconds, 1),
         "learning_rate": learning_rate_for(cfg),
-        "examples": len(train_ds),
+        "examples": p.examples,
+        "rows": len(trainer.train_dataset),
     }
+
+
+def save_model(model, tokenizer, cfg: TrainConfig, out: Path) -> None:
+    """model/: full weights every later stage loads (adapters merged in); adapter/: the adapter alone."""
+    model_dir = out / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    shutil.rmtree(out / "adapter", ignore_errors=True)
+    generation = model.generation_config
+    if cfg.method in ADAPTER_METHODS:
+        model.save_pretrained(out / "adapter")
+        if cfg.method == "qlora":
+            merge_4bit_adapters(model)
+        model = model.merge_and_unload()
+        if cfg.method == "qlora":  # every 4-bit layer is float now: the saved config must not say otherwise
+            model.hf_quantizer.remove_quantization_config(model)
+    model.generation_config = generation
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (model_dir / "knowtune.json").write_text(json.dumps({"method": cfg.method, "objective": cfg.objective}) + "\n")
+
+
+def merge_4bit_adapters(peft_model) -> None:
+    """Replace each 4-bit layer and its adapter by one float layer: dequantised weight plus adapter delta.
+
+    peft's own merge adds the delta and quantises the sum again, losing most of
+    what a small adapter learnt; here the sum stays in float, so the merged model
+    computes what the trained 4-bit model did.
+    """
+    import bitsandbytes as bnb
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    model = peft_model.get_base_model()
+    for name, module in list(model.named_modules()):
+        if not isinstance(module, LoraLayer) or not isinstance(module.get_base_layer(), bnb.nn.Linear4bit):
+            continue
+        base = module.get_base_layer()
+        weight = bnb.functional.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
+        for adapter in module.active_adapters:
+            weight = weight + module.get_delta_weight(adapter).float()
+        linear = torch.nn.Linear(base.in_features, base.out_features, bias=base.bias is not None)
+        linear.weight.data = weight
+        if base.bias is not None:
+            linear.bias.data = base.bias.data.float()
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, linear)
+
+
+def _step(checkpoint: Path | None) -> int:
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0

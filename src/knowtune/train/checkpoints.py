@@ -1,0 +1,59 @@
+"""Checkpoints that survive a kill: only a checkpoint marked complete is ever resumed from.
+
+The trainer writes checkpoint-N (model or adapter, optimiser, scheduler, RNG
+states, trainer state with the data position) and then calls `on_save`; the
+marker is written there, atomically, so a kill at any point of a save leaves
+checkpoint-N unmarked and the previous one in use. The trainer's own rotation
+keeps at least two, so the previous one is still on disk when a save is cut.
+
+A checkpoints folder also records which training it belongs to (the settings
+and input hashes); a rerun with anything changed starts over instead of
+resuming a different run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from ..records import atomic_write
+
+COMPLETE = "knowtune-complete"
+IDENTITY = "identity.json"
+_STEP = re.compile(r"^checkpoint-(\d+)$")
+
+
+class MarkComplete(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            atomic_write(folder / COMPLETE, json.dumps({"step": state.global_step}) + "\n")
+
+
+def last_complete(folder: Path) -> Path | None:
+    """The newest checkpoint whose save finished, or None."""
+    done = [p for p in folder.glob("checkpoint-*") if _STEP.match(p.name) and (p / COMPLETE).is_file()]
+    return max(done, key=lambda p: int(_STEP.match(p.name).group(1)), default=None)
+
+
+def prepare(folder: Path, identity: dict) -> Path | None:
+    """The checkpoint to resume from, if `folder` holds one of this same training; else an empty folder."""
+    saved = folder / IDENTITY
+    same = saved.is_file() and json.loads(saved.read_text()) == identity
+    resume = last_complete(folder) if same else None
+    if resume is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        # unfinished saves newer than the resumed one would confuse the trainer's rotation
+        step = int(_STEP.match(resume.name).group(1))
+        for p in folder.glob("checkpoint-*"):
+            m = _STEP.match(p.name)
+            if m and int(m.group(1)) > step:
+                shutil.rmtree(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(saved, json.dumps(identity, sort_keys=True) + "\n")
+    return resume
