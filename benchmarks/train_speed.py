@@ -93,7 +93,7 @@ def held_out_loss(model, tokenizer, held) -> float:
     return total / count
 
 
-def run_one(method: str, n: int, threads: int) -> dict:
+def run_one(method: str, n: int, threads: int, optimizer: str, rows: int | None) -> dict:
     import torch
     from datasets import Dataset
     from transformers import PreTrainedTokenizerFast
@@ -105,11 +105,14 @@ def run_one(method: str, n: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(DATA / "tokenizer")
     chosen, held = examples(n)
-    cfg = TrainConfig(model=SHAPE, max_length=MAX_LENGTH, batch_size=BATCH, epochs=1, learning_rate=LR,
+    encoded = rows_of(tokenizer, chosen)
+    real_tokens = sum(len(r["input_ids"]) for r in encoded)
+    # Packed rows hold several examples: knowtune takes as many rows a step as hold the tokens of TRL's
+    # batch of 8 examples, so both make about the same number of optimizer steps of the same size.
+    rows_per_step = rows or max(1, round(BATCH * real_tokens / len(encoded) / MAX_LENGTH))
+    cfg = TrainConfig(model=SHAPE, max_length=MAX_LENGTH, batch_size=rows_per_step, epochs=1, learning_rate=LR,
                       warmup_ratio=0.05, logging_steps=1000, eval_steps=100000, save_steps=100000, seed=SEED,
-                      threads=threads)
-    rows = rows_of(tokenizer, chosen)
-    real_tokens = sum(len(r["input_ids"]) for r in rows)
+                      threads=threads, optimizer=optimizer)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if method == "knowtune":
@@ -131,13 +134,13 @@ def run_one(method: str, n: int, threads: int) -> dict:
                 save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, logging_steps=1000,
                 packing=method == "trl-padding-free", padding_free=method == "trl-padding-free",
             )
-            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+            trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(encoded),
                                  processing_class=tokenizer)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
         model = trainer.model
-        flops = model_flops(model, rows)
+        flops = model_flops(model, encoded)
         loss = held_out_loss(model, tokenizer, held)
     return {"method": method, "tokens": real_tokens, "seconds": seconds, "tokens_per_second": real_tokens / seconds,
             "gflops": flops / seconds / 1e9, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -148,17 +151,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=400, help="training examples (of 600)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--optimizer", default="adamw_torch", help="knowtune's train.optimizer")
+    parser.add_argument("--rows", type=int, help="knowtune's packed rows a step (default: as many tokens as TRL's "
+                        "batch of 8 examples)")
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)  # a child process: one method
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.examples, args.threads)))
+        print(json.dumps(run_one(args.one, args.examples, args.threads, args.optimizer, args.rows)))
         return
     peak = matmul_peak(args.threads)
     print(f"float32 matmul peak on {args.threads} threads: {peak:.0f} GFLOP/s")
     results = {}
     for method in METHODS:
         proc = subprocess.run([sys.executable, __file__, "--one", method, "--examples", str(args.examples),
-                               "--threads", str(args.threads)], capture_output=True, text=True)
+                               "--threads", str(args.threads), "--optimizer", args.optimizer]
+                              + (["--rows", str(args.rows)] if args.rows else []),
+                              capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"{method} failed:\n{proc.stderr[-3000:]}")
         r = results[method] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -39,6 +39,8 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
         warmup_steps=cfg.warmup_ratio,  # a float under 1 is a share of the steps
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
+        # TRL turns checkpointing on by default; it costs a third more compute, so only when asked
+        gradient_checkpointing=cfg.gradient_checkpointing,
         optim=cfg.optimizer,
         num_train_epochs=cfg.epochs,
         max_steps=total_steps,
