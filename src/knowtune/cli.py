@@ -135,16 +135,20 @@ def train(
     def check():
         from .train.checkpoints import last_complete
 
+        from .distributed import is_main
+
+        if force and resume:
+            raise ConfigError("--force starts over and --resume continues: choose one")
         cfg = _load(target, overrides)
         folder = cfg.run_dir / "train" / "checkpoints"
-        if force:
+        if force and is_main():
             shutil.rmtree(folder, ignore_errors=True)
         elif resume and last_complete(folder) is None:
             raise ConfigError(f"{folder}: no complete checkpoint to resume from; run without --resume to start")
 
     _guard(check)
     # a run that stopped left no manifest, so the stage is not fresh and runs (and resumes) by itself
-    _run_commands(["train"], target, overrides, force and not resume, False)
+    _run_commands(["train"], target, overrides, force, False)
 _stage_command("eval", "Held-out loss against a unigram baseline; greedy answers scored by exact match and F1.")
 _stage_command("export", "Save the trained model and tokenizer (with its chat template) for plain transformers.")
 

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["run", "ingest", "build", "curate", "train", "eval", "export", "report", "chat"]
+COMMANDS = ["run", "ingest", "build", "curate", "train", "sweep", "eval", "export", "report", "chat"]
 
 
 def knowtune(*args, cwd=None):
@@ -41,3 +41,21 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
 def test_chat_without_a_model_says_what_to_do(tmp_path):
     proc = knowtune("chat", tmp_path)
     assert proc.returncode == 2 and "run `knowtune run` first" in proc.stdout
+
+
+def test_train_resume_without_a_checkpoint_says_so(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: x\nruns_dir: {tmp_path / 'runs'}\nsources: [{{type: repo, path: .}}]\n")
+    proc = knowtune("train", cfg, "--resume")
+    assert proc.returncode == 2
+    assert "no complete checkpoint to resume from" in proc.stdout.replace("\n", "")
+    proc = knowtune("train", cfg, "--resume", "--force")
+    assert proc.returncode == 2 and "choose one" in proc.stdout
+
+
+def test_a_sweep_without_a_grid_says_how_to_write_one(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: x\nruns_dir: {tmp_path / 'runs'}\nsources: [{{type: repo, path: .}}]\n"
+                   "sweep: {curate.min_tokens: [4, 8]}\n")
+    proc = knowtune("sweep", cfg)
+    assert proc.returncode == 2 and "'curate.min_tokens' is not a train.* or eval.* setting" in proc.stdout
