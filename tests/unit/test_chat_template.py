@@ -71,3 +71,24 @@ def test_llama3_template_trains_replies_and_eot_only(llama3_tokenizer):
     ids, mask = encode_chat(llama3_tokenizer, CONV)
     trained = llama3_tokenizer.decode([t for t, m in zip(ids, mask) if m])
     assert trained == "Twelve litres.<|eot_id|>No reserve for wicks.<|eot_id|>"
+
+
+def test_a_system_prompt_in_the_template_is_rendered_but_not_trained(tmp_path):
+    from conftest import make_pretrained
+    from knowtune.build.tokenizer import run_tokenizer
+    from knowtune.config import TokenizerConfig
+    from knowtune.train.chat_template import render
+    from transformers import AutoTokenizer
+
+    prompt = 'You are "Keeper" {{ not a jinja block }}\nAnswer briefly.'
+    run_tokenizer(str(make_pretrained(tmp_path / "base")), TokenizerConfig(), tmp_path, tmp_path / "tok", prompt)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")  # as eval, export and serve load it
+    chat = [{"role": "user", "content": "Which lamp burns red?"}, {"role": "assistant", "content": "Lamp 0."}]
+    text = render(tok, chat, add_generation_prompt=False)
+    assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" + prompt)
+    ids, mask = encode_chat(tok, chat)
+    assert tok.decode([t for t, m in zip(ids, mask) if m]) == "Lamp 0.<|eot_id|>"
+    # a conversation that brings its own system message keeps it, and gets no second one
+    own = [{"role": "system", "content": "Be terse."}] + chat
+    assert prompt not in render(tok, own, add_generation_prompt=False)
+    assert prompt_ids(tok, chat[:1]) == ids[: len(prompt_ids(tok, chat[:1]))]

@@ -20,8 +20,6 @@ from trl import SFTTrainer
 from ..config import TrainConfig, learning_rate_for
 from .packing import Collator
 
-TRACKING_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
-
 
 def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, has_val: bool) -> dict[str, Any]:
     import torch
@@ -67,9 +65,9 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
 def tracking(cfg: TrainConfig, out: Path) -> list[str]:
     import importlib.util
 
-    for name in cfg.tracking:
-        if importlib.util.find_spec(TRACKING_PACKAGES[name]) is None:
-            raise ValueError(f"train.tracking: {name} is not installed; pip install {TRACKING_PACKAGES[name]} "
+    for name in cfg.tracking:  # each backend's package has the backend's name
+        if importlib.util.find_spec(name) is None:
+            raise ValueError(f"train.tracking: {name} is not installed; pip install {name} "
                              "(or remove it: metrics.jsonl is always written)")
     if "tensorboard" in cfg.tracking:  # beside the checkpoints, which are deleted after the run, it would go too
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
