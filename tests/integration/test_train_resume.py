@@ -72,3 +72,21 @@ def test_an_unfinished_save_is_never_resumed_from(tmp_path):
     # other settings: a different training, which must start over
     assert checkpoints.prepare(folder, {"settings": "xyz"}) is None
     assert list(folder.glob("checkpoint-*")) == []
+
+
+def test_no_checkpoint_is_written_after_the_last_step_when_the_model_is_saved_next(tmp_path):
+    from knowtune.config import TrainConfig
+    from knowtune.train.run import prepare
+
+    from conftest import TINY_SHAPE
+
+    tokenizer = load_pretrained(str(make_pretrained(tmp_path / "base")))
+    dataset, tokenizer_dir = make_train_data(tmp_path / "data", tokenizer)
+    # eval every 2 steps, save every 3: no best checkpoint can be kept, so the last step needs none
+    cfg = TrainConfig(model=TINY_SHAPE, max_length=64, batch_size=2, max_steps=7, eval_steps=2, save_steps=3,
+                      save_total_limit=5, threads=1)
+    p = prepare(cfg, dataset, tokenizer_dir, tmp_path / "train")
+    p.trainer.train()
+    assert p.trainer.state.global_step == 7
+    assert sorted(c.name for c in (tmp_path / "train" / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-3", "checkpoint-6"]

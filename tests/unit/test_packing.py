@@ -4,8 +4,10 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from knowtune.train import attention
 from knowtune.train.chat_template import IGNORE
 from knowtune.train.packing import Collator, pack
+from knowtune.train.trainers import trained_positions_loss
 
 
 def tiny_model(attention: str):
@@ -61,6 +63,57 @@ def test_every_packed_example_gets_the_logits_it_gets_alone(attention):
             start += n
             checked += 1
     assert checked == len(examples)
+
+
+def test_flattened_examples_attending_one_at_a_time_get_the_logits_they_get_alone():
+    model = tiny_model("sdpa")  # 4 query heads on 2 key-value heads: the grouped path too
+    examples = rows()
+    packed = pack(examples, max_length=16)
+    batch = Collator(pad_id=0, flat=True)(packed)
+    assert batch["input_ids"].shape == (1, sum(len(e["input_ids"]) for e in examples))  # no padding at all
+    assert "attention_mask" not in batch
+    with torch.no_grad(), attention.using(model, attention.NAME):
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+    bounds = batch["cu_seq_lens_q"].tolist()
+    for start, end in zip(bounds, bounds[1:]):
+        with torch.no_grad():
+            alone = model(input_ids=batch["input_ids"][:, start:end]).logits[0]
+        assert (logits[start:end] - alone).abs().max() < 1e-5
+    assert len(bounds) - 1 == len(examples)
+
+
+def test_the_loss_on_trained_positions_only_is_the_models_loss():
+    model = tiny_model("sdpa")
+    examples = rows()
+    examples[0]["labels"][:6] = [IGNORE] * 6  # a prompt: its positions are not scored
+    packed = pack(examples, max_length=16)
+    with torch.no_grad():
+        reference = model(**Collator(pad_id=0)(packed)).loss  # 4D masks, the full LM head, the model's own loss
+        with attention.using(model, attention.NAME):
+            total, count, outputs = trained_positions_loss(model, Collator(pad_id=0, flat=True)(packed))
+    assert count == sum(sum(1 for t in e["labels"][1:] if t != IGNORE) for e in examples)
+    assert outputs.logits.shape[1] == count  # the head ran on the scored positions only
+    assert abs(total / count - reference) < 1e-5
+
+
+def test_the_model_attends_with_its_own_implementation_outside_training():
+    model = tiny_model("sdpa")
+    with attention.using(model, attention.NAME):
+        assert model.config._attn_implementation == attention.NAME
+        with pytest.raises(ValueError, match="cu_seq_lens_q missing"):
+            model(input_ids=torch.tensor([[1, 2, 3]]))
+    assert model.config._attn_implementation == "sdpa"
+    model(input_ids=torch.tensor([[1, 2, 3]]))
+
+
+def test_only_plain_causal_sdpa_models_attend_one_example_at_a_time():
+    assert attention.packed_kernel(tiny_model("sdpa"), "sdpa", 512) == attention.NAME
+    assert attention.packed_kernel(tiny_model("eager"), "eager", 512) is None  # eager keeps its additive 4D mask
+    assert attention.packed_kernel(tiny_model("sdpa"), "flash_attention_2", 512) == "flash_attention_2"
+    windowed = tiny_model("sdpa")
+    windowed.config.sliding_window = 256  # a window shorter than a row: the per-example kernel would ignore it
+    assert attention.packed_kernel(windowed, "sdpa", 512) is None
+    assert attention.packed_kernel(windowed, "sdpa", 128) == attention.NAME
 
 
 def test_position_ids_alone_do_not_isolate_examples():

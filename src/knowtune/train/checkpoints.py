@@ -27,6 +27,17 @@ IDENTITY = "identity.json"
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 
 
+class SkipFinalSave(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        # The trainer saves a checkpoint after the last step too; the train stage saves the model right
+        # after, so that checkpoint (optimiser states: twice the weights) would only be written and deleted.
+        # Kept when the best checkpoint is chosen at the end: the last one may be the best.
+        last = state.global_step >= state.max_steps
+        if last and not args.load_best_model_at_end and state.global_step % state.save_steps:
+            control.should_save = False
+        return control
+
+
 class MarkComplete(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

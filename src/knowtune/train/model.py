@@ -30,7 +30,7 @@ def check_hardware(cfg: TrainConfig) -> None:
                             "use sdpa (packed examples stay isolated by their attention mask)")
     if cfg.optimizer == "paged_adamw_8bit":
         raise HardwareError("train.optimizer: paged_adamw_8bit pages optimizer states through CUDA memory and "
-                            "this machine has no GPU; use adamw_torch")
+                            "this machine has no GPU; use adamw_torch_fused")
 
 
 def load_model(cfg: TrainConfig, tokenizer: Any):

@@ -1,11 +1,14 @@
 """Batches for causal-LM training: packed rows where examples cannot see each other, or padded rows.
 
 Packing puts several short examples into one row of up to max_length tokens.
-Position ids alone do not keep them apart on a CPU (transformers' SDPA and
-eager attention then let the second example attend to the first), so each row
-gets an explicit block-diagonal causal mask: a 4D boolean mask that
-transformers passes to attention as it is. Positions restart at 0 for every
-example, so an example's logits equal those it gets alone.
+Position ids alone do not keep them apart (transformers' SDPA and eager
+attention then let the second example attend to the first), so a packed batch
+carries its example bounds in one of two forms: flattened into one sequence
+with cumulative lengths (cu_seq_lens, the varlen layout that attention.py's
+per-example kernel and flash attention read), or as rows with an explicit
+block-diagonal causal 4D mask that transformers passes to attention as it is
+(eager attention, and models whose attention is not plain causal). Positions
+restart at 0 for every example, so an example's logits equal those it gets alone.
 """
 
 from __future__ import annotations
@@ -53,14 +56,17 @@ def pack(rows: list[dict[str, list[int]]], max_length: int) -> list[dict[str, li
 
 
 class Collator:
-    """Pads rows to the longest in the batch; packed rows (with seq_lens) get block-diagonal masks."""
+    """Pads rows to the longest in the batch; packed rows (with seq_lens) are flattened, or get block-diagonal masks."""
 
-    def __init__(self, pad_id: int, additive: bool = False):
+    def __init__(self, pad_id: int, additive: bool = False, flat: bool = False):
         self.pad_id = pad_id
         # Eager attention adds the mask to its scores: it needs 0 and -inf-like floats, not booleans.
         self.additive = additive
+        self.flat = flat
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.flat and all("seq_lens" in f for f in features):
+            return flatten(features)
         import torch
 
         width = max(len(f["input_ids"]) for f in features)
@@ -90,3 +96,16 @@ class Collator:
         if packed and self.additive:
             mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
         return {"input_ids": ids, "labels": labels, "attention_mask": mask, "position_ids": positions}
+
+
+def flatten(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """Packed rows as one sequence of their examples, no padding: (1, tokens) with cu_seq_lens bounds."""
+    import torch
+
+    ids = [t for f in features for t in f["input_ids"]]
+    labels = [t for f in features for t in f["labels"]]
+    lens = [n for f in features for n in f["seq_lens"]]
+    positions = torch.cat([torch.arange(n) for n in lens])
+    bounds = torch.tensor([0] + lens, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]), "position_ids": positions[None],
+            "cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds, "max_length_q": max(lens), "max_length_k": max(lens)}

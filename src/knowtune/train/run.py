@@ -128,7 +128,8 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     barrier()  # the other processes resume from the checkpoint the main one chose
     resume = checkpoints.last_complete(out / "checkpoints")
     args = common_args(cfg, out, total_steps, eval_steps, val_ds is not None)
-    callbacks = [MetricsCallback(out / "metrics.jsonl", resumed_at=_step(resume)), checkpoints.MarkComplete()]
+    callbacks = [MetricsCallback(out / "metrics.jsonl", resumed_at=_step(resume)), checkpoints.MarkComplete(),
+                 checkpoints.SkipFinalSave()]
     build = preference_trainer if preference else sft_trainer
     trainer = build(model, tokenizer, cfg, args, train_ds, val_ds, callbacks)
     from transformers import PrinterCallback

@@ -2,14 +2,16 @@
 
 SFT reads knowtune's own tokenised rows (the loss mask made by
 chat_template.encode_chat) and its packing collator; its loss is the model's
-plain token-averaged cross-entropy, not TRL's fused variant that also computes
-entropy and token accuracy over the whole vocabulary every step. DPO and ORPO
+plain token-averaged cross-entropy (on packed batches with the LM head run only
+where a token is trained), not TRL's fused variant that also computes entropy
+and token accuracy over the whole vocabulary every step. DPO and ORPO
 read the build stage's preference pairs as conversations and render them with
 the run's chat template themselves.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from transformers import Trainer
 from trl import SFTTrainer
 
 from ..config import TrainConfig, learning_rate_for
+from . import attention
+from .chat_template import IGNORE
 from .packing import Collator
 
 
@@ -78,24 +82,73 @@ def tracking(cfg: TrainConfig, out: Path) -> list[str]:
 
 
 class SFT(SFTTrainer):
-    """TRL's SFTTrainer on pre-tokenised rows, counting real tokens (packed rows have no 2D mask to count)."""
+    """TRL's SFTTrainer on knowtune's rows: flattened packed batches attend example by example (attention.py)
+    and score only the positions whose next token is trained; the real tokens are counted."""
+
+    def __init__(self, *args, kernel: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kernel = kernel
+
+    def train(self, *args, **kwargs):
+        with attention.using(self.model, self.kernel):
+            return super().train(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with attention.using(self.model, self.kernel):
+            return super().evaluate(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if model.training:
-            real = inputs["input_ids"].numel() - inputs["padding"].sum()
-            # every process's tokens: the rate is the run's, not one process's
+        inputs = dict(inputs)
+        real = inputs.pop("real_tokens")
+        if model.training:  # every process's tokens: the rate is the run's, not one process's
             self.state.num_input_tokens_seen += int(self.accelerator.gather(real.reshape(1)).sum())
-        inputs = {k: v for k, v in inputs.items() if k != "padding"}
-        return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        if "cu_seq_lens_q" not in inputs or not self.scores_kept_positions:
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        return self.kept_positions_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    @functools.cached_property
+    def scores_kept_positions(self) -> bool:
+        import inspect
+
+        return "logits_to_keep" in inspect.signature(attention.hf_model(self.model).forward).parameters
+
+    def kept_positions_loss(self, model, inputs, return_outputs, num_items_in_batch):
+        total, count, outputs = trained_positions_loss(model, inputs)
+        # As Trainer.compute_loss with the model's own loss: over the whole accumulated batch when it knows its
+        # size (so gradient accumulation and several processes weigh every token alike), else over this batch.
+        scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        loss = total / (num_items_in_batch if scaled else max(1, count))
+        if scaled and self.args.average_tokens_across_devices:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        return (loss, outputs) if return_outputs else loss
+
+
+def trained_positions_loss(model, inputs: dict):
+    """Summed cross-entropy of a flattened batch with the LM head run only where the next token is trained.
+
+    Prompt tokens and each example's last token are never targets; skipping
+    their logits saves the head's largest product (vocabulary x hidden) for
+    them, which matters most for the large vocabularies of real models.
+    Returns (summed loss, tokens scored, model outputs).
+    """
+    import torch.nn.functional as F
+
+    labels = inputs["labels"][0]
+    kept = (labels[1:] != IGNORE).nonzero().squeeze(1)  # position t predicts labels[t + 1]
+    outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=kept, use_cache=False)
+    # squeeze, not [0]: the gradient of an index is a zero-filled copy of the logits
+    total = F.cross_entropy(outputs.logits.squeeze(0).float(), labels[kept + 1], reduction="sum")
+    return total, kept.numel(), outputs
 
 
 class CountingCollator(Collator):
+    """Batches that also carry their count of real tokens (a 4D mask does not tell padding apart)."""
+
     def __call__(self, features):
         batch = super().__call__(features)
         import torch
 
-        width = batch["input_ids"].shape[1]
-        batch["padding"] = torch.tensor([width - len(f["input_ids"]) for f in features])
+        batch["real_tokens"] = torch.tensor(sum(len(f["input_ids"]) for f in features))
         return batch
 
 
@@ -108,9 +161,10 @@ def sft_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds, val_ds
         train_sampling_strategy="random" if cfg.packing else "group_by_length",
         include_num_input_tokens_seen="no",
     )
-    collator = CountingCollator(tokenizer.pad_token_id, additive=cfg.attention == "eager")
+    kernel = attention.packed_kernel(model, cfg.attention, cfg.max_length) if cfg.packing else None
+    collator = CountingCollator(tokenizer.pad_token_id, additive=cfg.attention == "eager", flat=kernel is not None)
     return SFT(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-               data_collator=collator, callbacks=callbacks)
+               data_collator=collator, callbacks=callbacks, kernel=kernel)
 
 
 def preference_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds, val_ds, callbacks):
