@@ -155,12 +155,13 @@ _stage_command("export", "Save the trained model and tokenizer (with its chat te
 
 @app.command()
 def sweep(
-    config: Path = typer.Argument(..., help="YAML config with a sweep: grid of train.* and eval.* values."),
+    config: Path = typer.Argument(..., help="YAML config with a sweep: space of train.* and eval.* values."),
     overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
 ):
-    """Train and evaluate every combination of the config's sweep grid on one dataset; write a table.
+    """Search train and eval settings with Optuna (grid, random or TPE) on one dataset; write a table and plot.
 
-    Finished trials are skipped when the sweep runs again; a cut trial resumes from its checkpoint.
+    The study is kept in runs/<name>/sweep/study.db: run the command again to finish what is left, or in
+    several terminals at once to share the trials. A killed trial runs again from its last checkpoint.
     """
     def go():
         from .config import load_raw, validate

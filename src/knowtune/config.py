@@ -328,11 +328,66 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     knowledge_samples: int = Field(64, ge=0)
+    # which knowledge questions: all; or, in a sweep, the half that ranks trials ("select") and the half
+    # the chosen setting is reported on ("report"), so the reported score was not used to choose
+    knowledge_questions: Literal["all", "select", "report"] = "all"
     trained_samples: int = Field(64, ge=0)
     max_new_tokens: int | None = Field(None, gt=0)  # None: train.max_length, room for the longest answer
     batch_size: int = Field(16, gt=0)
     shown_generations: int = Field(10, ge=0)
     seed: int = 0
+
+
+class SweepRange(Strict):
+    """A range to sample from (random and tpe): whole numbers when low and high are, log-uniform when log."""
+
+    low: float | int
+    high: float | int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SweepRange":
+        if not self.low < self.high:
+            raise ValueError(f"low {self.low} must be under high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class SweepConfig(Strict):
+    # train.* and eval.* settings to vary: a list of values to choose from, or a range {low, high, log}
+    space: dict[str, Union[list[Any], SweepRange]] = {}
+    sampler: Literal["grid", "random", "tpe"] = "grid"  # grid: every combination of the lists
+    trials: int | None = Field(None, gt=0)  # random and tpe: how many; grid: all of them
+    # what ranks trials: validation loss, or F1 on the selection half of the knowledge questions (the other
+    # half is only reported); test and benchmark sets never choose
+    metric: Literal["val_loss", "knowledge_f1"] = "val_loss"
+    retrain: bool = False  # the best setting once more on train + val, in sweep/best/
+    seed: int = 0
+    # a trial whose process sent no heartbeat for this long was killed: it is run again
+    stale_after: int = Field(120, ge=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_shorthand(cls, data: Any) -> Any:
+        # `sweep: {train.learning_rate: [1e-3, 3e-3]}`: a grid over the listed values
+        if isinstance(data, dict) and data and all("." in str(k) for k in data):
+            return {"space": data}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SweepConfig":
+        for key, values in self.space.items():
+            if not key.startswith(("train.", "eval.")):
+                raise ValueError(f"space: {key!r} is not a train.* or eval.* setting; a sweep compares trainings "
+                                 "on one dataset, so data settings cannot vary")
+            if isinstance(values, list) and not values:
+                raise ValueError(f"space.{key}: list at least one value")
+            if isinstance(values, SweepRange) and self.sampler == "grid":
+                raise ValueError(f"space.{key}: a range needs sampler random or tpe; a grid takes a list of values")
+        if self.sampler != "grid" and self.space and self.trials is None:
+            raise ValueError(f"trials: say how many trials the {self.sampler} sampler runs")
+        return self
 
 
 class ExportConfig(Strict):
@@ -350,8 +405,7 @@ class Config(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     export: ExportConfig = ExportConfig()
-    # `knowtune sweep`: every combination of these train.* and eval.* values, e.g. {train.learning_rate: [1e-3, 3e-3]}
-    sweep: dict[str, list[Any]] = {}
+    sweep: SweepConfig = SweepConfig()  # `knowtune sweep`
 
     @model_validator(mode="after")
     def _cross_stage_defaults(self) -> "Config":

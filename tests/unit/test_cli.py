@@ -53,7 +53,7 @@ def test_train_resume_without_a_checkpoint_says_so(tmp_path):
     assert proc.returncode == 2 and "choose one" in proc.stdout
 
 
-def test_a_sweep_without_a_grid_says_how_to_write_one(tmp_path):
+def test_a_sweep_of_data_settings_is_refused(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"name: x\nruns_dir: {tmp_path / 'runs'}\nsources: [{{type: repo, path: .}}]\n"
                    "sweep: {curate.min_tokens: [4, 8]}\n")

@@ -41,7 +41,8 @@ def run_eval(cfg: EvalConfig, dataset: Path, model_dir: Path, out: Path) -> dict
 
     rng = random.Random(cfg.seed)
     sets = {
-        "knowledge": _sample([e for e in load_split(dataset, "knowledge") if e.kind in QUESTION_KINDS],
+        "knowledge": _sample([e for e in load_split(dataset, "knowledge")
+                              if e.kind in QUESTION_KINDS and _in_part(e, cfg.knowledge_questions)],
                              cfg.knowledge_samples, rng),
         "trained": _sample([e for e in load_split(dataset, "train") if e.kind in QUESTION_KINDS],
                            cfg.trained_samples, rng),
@@ -78,6 +79,13 @@ def score(rows: list[dict]) -> dict:
         "f1_pass_rate": round(sum(r["f1"] > F1_PASS for r in rows) / n, 4),
         "stopped_at_eos": round(sum(r["stopped"] for r in rows) / n, 4),
     }
+
+
+def _in_part(e: Example, part: str) -> bool:
+    """Halves of the knowledge questions fixed by their ids: one ranks sweep trials, the other reports."""
+    from ..curate.split import unit
+
+    return part == "all" or (unit(0, "knowledge-half", e.id) < 0.5) == (part == "select")
 
 
 def _sample(examples: list[Example], k: int, rng: random.Random) -> list[Example]:

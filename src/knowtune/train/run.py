@@ -86,7 +86,7 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
         # SFT trains the chosen answer of a preference pair through its QA example already.
         return [e for e in load_split(dataset, name) if (e.kind == "preference") == preference]
 
-    train_examples = split("train")
+    train_examples = split("train") + (split("val") if cfg.train_on_val else [])
     if not train_examples:
         hint = "set build.preference.enabled" if preference else "add sources or lower curate.val_share/test_share"
         raise ValueError(f"{dataset}: the train split has no examples for objective {cfg.objective}; {hint}")
@@ -95,9 +95,10 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
         preflight.check_template(tokenizer, expected_template(cfg), chat.messages or (chat.prompt + chat.chosen))
     rows = encode_rows(tokenizer, train_examples, cfg, "train split")
     if preference:
-        train_ds, val_ds = preference_dataset(train_examples), preference_dataset(split("val"))
+        train_ds = preference_dataset(train_examples)
+        val_ds = None if cfg.train_on_val else preference_dataset(split("val"))
     else:
-        val_rows = encode_rows(tokenizer, split("val"), cfg, "val split")
+        val_rows = [] if cfg.train_on_val else encode_rows(tokenizer, split("val"), cfg, "val split")
         train_ds, val_ds = sft_dataset(rows, cfg), sft_dataset(val_rows, cfg)
     model = load_model(cfg, tokenizer)
 
