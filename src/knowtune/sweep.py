@@ -77,7 +77,8 @@ def locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def open_study(sweep: SweepConfig, folder: Path):
+def open_study(sweep: SweepConfig, folder: Path, identity: str):
+    """The study of these settings on this dataset; `identity` changes when anything a trial depends on does."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -87,11 +88,27 @@ def open_study(sweep: SweepConfig, folder: Path):
                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
     samplers = {"grid": optuna.samplers.RandomSampler, "random": optuna.samplers.RandomSampler,
                 "tpe": optuna.samplers.TPESampler}
-    # Another space, sampler or metric is another study (in the same file): its trials do not mix with these.
-    name = f"sweep-{stage_hash(sweep.model_dump(mode='json', include={'space', 'sampler', 'trials', 'metric', 'seed'}))[:12]}"
     direction = "minimize" if LOWER_IS_BETTER[sweep.metric] else "maximize"
-    return optuna.create_study(study_name=name, storage=storage, sampler=samplers[sweep.sampler](seed=sweep.seed),
-                               direction=direction, load_if_exists=True)
+    # Other settings or another dataset make another study (in the same file): old results do not count.
+    return optuna.create_study(study_name=f"sweep-{identity[:12]}", storage=storage,
+                               sampler=samplers[sweep.sampler](seed=sweep.seed), direction=direction,
+                               load_if_exists=True)
+
+
+def enqueue_grid(study, space: dict[str, Any]) -> None:
+    """Every grid point not finished, running or waiting becomes a waiting trial (again, if its trial failed)."""
+    from optuna.trial import TrialState
+
+    def key(params: dict) -> str:
+        return json.dumps(params, sort_keys=True)
+
+    taken = {key(t.params or t.system_attrs.get("fixed_params", {}))
+             for t in study.get_trials(deepcopy=False,
+                                       states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
+    for point in grid_points(space):
+        params = {k: _stored(v) for k, v in point.items()}
+        if key(params) not in taken:
+            study.enqueue_trial(params, user_attrs={"grid": True})
 
 
 def run_sweep(cfg: Config, raw: dict) -> Path:
@@ -111,12 +128,14 @@ def run_sweep(cfg: Config, raw: dict) -> Path:
         run = run_stages(cfg, DATA_STAGES)
     quiet_libraries()
     grid = sweep.sampler == "grid"
+    identity = stage_hash({"config": cfg.model_dump(mode="json", exclude={"sweep"}),
+                           "sweep": sweep.model_dump(mode="json", exclude={"retrain", "stale_after"}),
+                           "dataset": (read_manifest(run.stage("curate")) or {}).get("output_hash")})
     with locked(folder / "study.lock"):
-        study = open_study(sweep, folder)
-        if grid and not study.user_attrs.get("enqueued"):
-            for point in grid_points(sweep.space):
-                study.enqueue_trial({k: _stored(v) for k, v in point.items()}, user_attrs={"grid": True})
-            study.set_user_attr("enqueued", True)
+        study = open_study(sweep, folder, identity)
+        fail_stale_trials(study)  # a trial killed with its process runs again (and resumes its checkpoint)
+        if grid:
+            enqueue_grid(study, sweep.space)
     target = len(grid_points(sweep.space)) if grid else sweep.trials
 
     def left(study) -> bool:
@@ -148,12 +167,15 @@ def run_sweep(cfg: Config, raw: dict) -> Path:
         if not left(study):
             study.stop()
 
-    fail_stale_trials(study)  # a trial killed with its process runs again (and resumes its checkpoint)
     if left(study):
         study.optimize(objective, callbacks=[stop_when_done], gc_after_trial=True)
-    finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
     best = None
-    if sweep.retrain and finished:
+    if sweep.retrain and finished and others:
+        console.print(f"sweep: {len(others)} trials of other workers are not finished; the last worker to "
+                      "finish retrains the best")
+    elif sweep.retrain and finished:
         with locked(folder / "best.lock"):
             best = retrain_best(raw, study, run, folder / "best")
     return write_results(folder, sweep, finished, best)

@@ -119,6 +119,23 @@ def test_a_run_saves_its_model_and_preflight_and_leaves_no_checkpoints(tmp_path)
     assert summary["effective_batch_size"] == 4 and summary["steps"] == 4
 
 
+def test_tensorboard_tracking_writes_the_training_and_validation_curves(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config(tmp_path, base_model=None, method="lora", max_steps=4, logging_steps=1, eval_steps=2,
+                 tracking=["tensorboard"])
+    dataset, tokenizer = data(tmp_path)
+    run_train(cfg, dataset, tokenizer, tmp_path / "train")
+    runs = {p.parent for p in (tmp_path / "train" / "tensorboard").rglob("events.out.tfevents.*")}
+    assert len(runs) == 1
+    scalars = EventAccumulator(str(runs.pop())).Reload()
+    assert [e.step for e in scalars.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [e.step for e in scalars.Scalars("eval/loss")][:2] == [2, 4]
+    logged = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [e.value for e in scalars.Scalars("train/loss")] == pytest.approx(
+        [r["loss"] for r in logged if "loss" in r], rel=1e-6)  # the same numbers as metrics.jsonl
+
+
 def reward_accuracy(trainer):
     return trainer.evaluate(trainer.train_dataset)["eval_rewards/accuracies"]
 

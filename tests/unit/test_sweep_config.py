@@ -53,3 +53,24 @@ def test_results_are_ranked_by_the_metric_and_test_numbers_stay_out(tmp_path):
     assert [r["knowledge_f1"] for r in rows] == [0.5, 0.2, 0.1]  # highest first
     assert "| 1 | **lr=0.003** (best) |" in table and "ranked by knowledge_f1, highest first" in table
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_a_grid_point_whose_trial_failed_waits_again_and_no_point_waits_twice():
+    from optuna.trial import TrialState
+
+    from knowtune.sweep import enqueue_grid
+
+    space = {"train.learning_rate": [1e-3, 3e-3], "train.lora.r": [2, 4]}
+    study = optuna.create_study()
+    enqueue_grid(study, space)
+    enqueue_grid(study, space)  # a second worker starting: nothing new
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 4
+    done, failed = study.ask(), study.ask()
+    for t in (done, failed):
+        for key, values in space.items():
+            t.suggest_categorical(key, values)
+    study.tell(done, 1.0)
+    study.tell(failed, state=TrialState.FAIL)  # e.g. out of memory
+    enqueue_grid(study, space)
+    waiting = [t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert len(waiting) == 3 and failed.params in waiting and done.params not in waiting
