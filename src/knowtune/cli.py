@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError
+from .config_file import load_config
 from .progress import console
 
 app = typer.Typer(
@@ -164,7 +165,7 @@ def sweep(
     several terminals at once to share the trials. A killed trial runs again from its last checkpoint.
     """
     def go():
-        from .config import load_raw, validate
+        from .config_file import load_raw, validate
         from .sweep import run_sweep
 
         raw = load_raw(config, overrides or [])

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Config, dump_config
+from .config import Config
+from .config_file import dump_config
 from .distributed import is_main
 from .progress import console, quiet_libraries
 from .records import atomic_write

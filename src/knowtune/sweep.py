@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, SweepConfig, SweepRange, apply_override, dump_config, stage_hash, validate
+from .config import Config, ConfigError, SweepConfig, SweepRange, stage_hash
+from .config_file import apply_override, dump_config, validate
 from .progress import console
 from .records import atomic_write
 from .runs import STAGE_DIRS, RunDir, read_manifest

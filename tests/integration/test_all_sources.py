@@ -10,7 +10,7 @@ import pytest
 
 from conftest import FIXTURE, make_repo
 from fake_openai import FakeOpenAI
-from knowtune.config import validate
+from knowtune.config_file import validate
 from knowtune.pipeline import report, run_stages
 from knowtune.records import Example, read_jsonl
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FIXTURE, git, make_repo
 from fixtures.secrets import NEGATIVE_CONTROLS, PII, PII_VALUES, PLANTED, SECRET_VALUES
-from knowtune.config import validate
+from knowtune.config_file import validate
 from knowtune.pipeline import ORDER, report, run_stages
 from knowtune.records import Document, read_jsonl
 

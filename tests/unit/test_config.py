@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from knowtune.config import ConfigError, load_config, stage_hash
+from knowtune.config import ConfigError, stage_hash
+from knowtune.config_file import load_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 ACCELERATE = sorted((Path(__file__).parents[2] / "configs" / "accelerate").glob("*.yaml"))
