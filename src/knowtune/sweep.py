@@ -27,7 +27,7 @@ from .config_file import apply_override, dump_config, validate
 from .progress import console
 from .records import atomic_write
 from .runs import STAGE_DIRS, RunDir, read_manifest
-from .sweep_report import LOWER_IS_BETTER
+from .sweep_report import LOWER_IS_BETTER, settings_of
 
 DATA_STAGES = ["ingest", "tokenizer", "chunk", "examples", "curate"]
 TRIAL_STAGES = ("train", "eval")
@@ -184,7 +184,7 @@ def run_sweep(cfg: Config, raw: dict) -> Path:
 
 def retrain_best(raw: dict, study, run: RunDir, folder: Path) -> dict[str, Any]:
     """The best trial's settings once more, on train + val; evaluated on the report half of the knowledge set."""
-    settings = {k: _loaded(v) for k, v in study.best_trial.params.items()}
+    settings = settings_of(study.best_trial)
     console.print(f"[bold]sweep[/bold]: retraining the best, {trial_name(settings)}, on train + val")
     row = run_trial(raw, settings, run, folder, {"train.train_on_val": True, "eval.knowledge_questions": "report"})
     return {"trial": "best, on train + val", **settings, **row}
@@ -221,9 +221,3 @@ def result_row(run: TrialDir) -> dict[str, Any]:
 
 def _stored(value: Any) -> Any:
     return value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value)
-
-
-def _loaded(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        return json.loads(value)
-    return value

@@ -15,13 +15,18 @@ LOWER_IS_BETTER = {"val_loss": True, "knowledge_f1": False}
 SHOWN = ("val_loss", "knowledge_f1", "knowledge_exact_match", "trained_f1", "train_loss", "train_seconds")
 
 
-def rows_of(sweep: SweepConfig, trials: list) -> list[dict[str, Any]]:
+def settings_of(trial) -> dict[str, Any]:
+    """A trial's settings as the config takes them: lists and mappings were stored as JSON text."""
     import json
 
+    return {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in trial.params.items()}
+
+
+def rows_of(sweep: SweepConfig, trials: list) -> list[dict[str, Any]]:
     rows = []
     for t in trials:
-        params = {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in t.params.items()}
-        rows.append({"trial": t.user_attrs.get("folder", str(t.number)), **params, **t.user_attrs.get("results", {})})
+        rows.append({"trial": t.user_attrs.get("folder", str(t.number)), **settings_of(t),
+                     **t.user_attrs.get("results", {})})
     lower = LOWER_IS_BETTER[sweep.metric]
     return sorted(rows, key=lambda r: r[sweep.metric] if lower else -r[sweep.metric])
 
