@@ -157,10 +157,12 @@ TRAIN_SCRIPT = """
 import json, sys
 from pathlib import Path
 from knowtune.config import TrainConfig
+from knowtune.distributed import is_main
 from knowtune.train.run import run_train
 cfg = TrainConfig(**json.loads(sys.argv[1]))
 counts = run_train(cfg, Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
-print(json.dumps(counts))
+if is_main():  # as the CLI does: two ranks printing to one pipe can interleave their lines
+    print(json.dumps(counts))
 """
 
 
