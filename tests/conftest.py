@@ -181,8 +181,10 @@ def train_process(cfg: dict, dataset: Path, tokenizer: Path, out: Path, launcher
 
 
 def finish(proc) -> dict:
+    """The counts a train_process printed last, with what it printed before under "printed"."""
     import json
 
     stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr[-3000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+    *printed, last = stdout.strip().splitlines()
+    return {**json.loads(last), "printed": "\n".join(printed), "warned": stderr}

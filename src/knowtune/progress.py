@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 console = Console(highlight=False)
+
+# bitsandbytes looks for a faster 4-bit CPU kernel on the hub when imported and warns when offline; its own
+# kernel runs instead, so the warning only alarms. Set here, as the import comes early (through peft).
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 T = TypeVar("T")
 

@@ -54,6 +54,8 @@ class MetricsCallback(TrainerCallback):
             self.live = None
 
     def _show(self, state, seconds: float) -> None:
+        if not state.is_world_process_zero:  # one live line per run, not one per process
+            return
         rate = state.num_input_tokens_seen / seconds if seconds > 0 else 0
         parts = [f"train step {state.global_step}/{state.max_steps}", f"{rate:,.0f} tok/s"]
         parts += [f"{k} {v:.3f}" for k, v in self.last.items()]

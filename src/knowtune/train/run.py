@@ -136,8 +136,9 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the live line instead
-    console.print(f"train: {params['trainable_parameters']:,} of {params['parameters']:,} parameters train "
-                  f"({cfg.method}, {cfg.objective}), {len(train_ds)} rows, {total_steps} steps")
+    if is_main():
+        console.print(f"train: {params['trainable_parameters']:,} of {params['parameters']:,} parameters train "
+                      f"({cfg.method}, {cfg.objective}), {len(train_ds)} rows, {total_steps} steps")
     return Prepared(trainer, tokenizer, resume, params, len(train_examples))
 
 

@@ -63,6 +63,9 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # every trainable parameter takes part in every step; searching for unused ones costs a graph walk
+        ddp_find_unused_parameters=False,
+        log_level_replica="error",  # the other processes would repeat the main one's notices
     )
 
 
