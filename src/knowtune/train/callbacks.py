@@ -30,7 +30,7 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if console.is_terminal:
+        if console.is_terminal and state.is_world_process_zero:
             self.live = Live(console=console, transient=True, refresh_per_second=4)
             self.live.start()
 
