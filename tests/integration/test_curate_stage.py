@@ -201,3 +201,41 @@ def test_a_dask_cluster_of_two_workers_gives_the_same_dataset_byte_for_byte(plan
         rel = path.relative_to(tmp / "local")
         if path.is_file() and rel.parts[0] not in ("cache",) and rel.name != "log.txt":
             assert path.read_bytes() == (tmp / "dask" / rel).read_bytes(), rel
+
+
+def same_dataset(a: Path, b: Path) -> None:
+    """Every file the stage wrote is the same bytes, but its timings; cached vectors are the same bits."""
+    import sqlite3
+
+    files = [p.relative_to(a) for p in sorted(a.rglob("*")) if p.is_file()]
+    for rel in files:
+        if rel.parts[0] != "cache" and rel.name != "log.txt":
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+    def vectors(root: Path) -> dict:
+        db = sqlite3.connect(root / "cache" / "vectors.sqlite")
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {(t, k): v for t in tables for k, v in db.execute(f"SELECT key, value FROM {t}")}
+
+    va, vb = vectors(a), vectors(b)
+    shared = va.keys() & vb.keys()
+    assert len(shared) > 50 and all(va[k] == vb[k] for k in shared)
+
+
+@pytest.mark.slow
+def test_a_process_pool_gives_the_dataset_and_the_vectors_of_one_process(planted, monkeypatch):
+    import os
+
+    from knowtune import executor
+
+    tmp, _, _ = planted
+    curate(tmp, "in-process")
+    monkeypatch.setattr(executor, "POOL_MIN_ITEMS", 10)  # the pool path, on a small corpus
+    cfg = CurateConfig(max_tokens=4096, leak_check="drop")
+    run_curate(cfg, [], ExecutorConfig(workers=2), tmp / "examples", tmp / "tokenizer", tmp / "pool")
+    log = (tmp / "pool" / "log.txt").read_text()
+    pids = {int(p) for line in log.splitlines() if "processes [" in line
+            for p in re.findall(r"\d+", line.split("processes [")[1])}
+    assert len(pids) == 2 and os.getpid() not in pids, log  # workers of one thread each did the work
+    same_dataset(tmp / "in-process", tmp / "pool")
+    assert re.search(r"semantic_dedup: embeddings on .*; \d+ records within 0.003 of the threshold 0.95", log), log

@@ -12,6 +12,7 @@ from knowtune.curate import embed as embed_module
 from knowtune.curate import screen as screen_module
 from knowtune.curate import semantic
 from knowtune.curate.semantic import embed, screen, semantic_duplicates
+from knowtune.hardware import native_bf16
 
 TAKE = ("take() removes the requested number of items from the store and returns how many are left. Asking for "
         "more than the store holds is refused with a ValueError, and the count is not changed, so a failed order "
@@ -128,20 +129,84 @@ def test_unrelated_texts_survive():
     assert semantic_duplicates(embed(UNRELATED), [str(i) for i in range(5)], [1] * 5) == []
 
 
-def test_vectors_do_not_depend_on_the_batch():
-    probe = [TAKE, "short", UNRELATED[3], ""]
-    alone = np.stack([embed([t])[0] for t in probe])
-    mixed = embed([*UNRELATED, TAKE_LONGER, *probe, TAKE_SHORTER], batch_size=3)[6:10]
-    assert alone.dtype == np.float32 and alone.shape == (4, 384)
+# What a process computes in `vectors_everywhere`: the probes' vectors alone, among other texts on 1, 2 and 3
+# threads, after another stage left torch on one thread, and static vectors before and after the token table
+# was filled by another corpus. Each must equal the first bit for bit.
+PROBE_SCRIPT = """
+import json, sys
+import numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from test_semantic_dedup import TAKE, TAKE_LONGER, TAKE_SHORTER, UNRELATED, reference_paragraphs
+from knowtune.curate.embed import embed
+from knowtune.curate.screen import static_vectors
+from knowtune.hardware import native_bf16
+
+probe = [TAKE, "short", UNRELATED[3], ""]
+others = [*UNRELATED, TAKE_LONGER, TAKE_SHORTER, *reference_paragraphs(20)]
+corpus = reference_paragraphs(40)
+first = {"alone": np.stack([embed([t])[0] for t in probe]), "static": static_vectors(corpus)}
+again = {}
+for threads in (1, 2, 3):
+    again[f"among others, {threads} threads"] = embed([*others[:7], *probe, *others[7:]], threads=threads)[7:11]
+torch.set_num_threads(1)  # what `train.threads: 1` used to leave behind for the stages after it
+again["after torch was set to one thread"] = embed(list(reversed([*others, *probe])))[len(probe) - 1::-1]
+torch.set_num_threads(2)
+static_vectors(reference_paragraphs(200)[100:])  # fills more of the token table first
+again["static, after another corpus"] = static_vectors(corpus)
+worst = {k: float(np.abs(v - first["static" if k.startswith("static") else "alone"]).max()) for k, v in again.items()}
+print(json.dumps({"bf16": native_bf16(), "worst": worst, "alone": first["alone"].tolist()}))
+"""
+
+KERNELS = {
+    "as this machine is": {},
+    # torch and oneDNN held to AVX2, as on the project's AVX2-only machines: the float32 path
+    "AVX2 kernels": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "KNOWTUNE_BF16": "0"},
+    # bfloat16 emulated by oneDNN on AVX-512: its products round by their shape and thread count, as AMX's do
+    "bfloat16 without bfloat16 instructions": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "KNOWTUNE_BF16": "1"},
+}
+
+
+def cpu_flags() -> set[str]:
+    text = open("/proc/cpuinfo").read()
+    return set(text.split("flags", 1)[1].split("\n", 1)[0].split(":", 1)[1].split())
+
+
+def vectors_everywhere(env: dict) -> dict:
+    import json
+
+    run = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, os.path.dirname(__file__)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, **env})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kernels", list(KERNELS))
+def test_a_vector_depends_on_its_text_alone_whatever_the_kernels(kernels):
+    if kernels.startswith("bfloat16") and "avx512f" not in cpu_flags():
+        pytest.skip("needs AVX-512 for oneDNN's emulated bfloat16")
+    got = vectors_everywhere(KERNELS[kernels])
+    print(kernels, "bfloat16" if got["bf16"] else "float32", got["worst"])
+    assert got["bf16"] == (kernels != "AVX2 kernels" and (kernels.startswith("bfloat16") or native_bf16()))
+    assert all(v == 0.0 for v in got["worst"].values()), got["worst"]
+    alone = np.array(got["alone"], dtype=np.float32)
+    assert alone.shape == (4, 384)
     np.testing.assert_allclose(np.linalg.norm(alone, axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(mixed, alone, atol=1e-5)
+    if not KERNELS[kernels]:  # this process and a child with the same kernels agree bit for bit
+        here = embed([TAKE, "short", UNRELATED[3], ""])
+        assert np.array_equal(here, alone)
 
 
-def test_vectors_are_the_same_in_a_child_process():
+def test_vectors_are_the_same_in_a_spawned_worker():
     texts = [TAKE, *UNRELATED]
-    with multiprocessing.get_context("spawn").Pool(1) as pool:  # what a process pool or Dask worker does
-        child = pool.apply(embed, (texts,))
-    np.testing.assert_allclose(child, embed(texts), atol=1e-5)
+    with multiprocessing.get_context("spawn").Pool(1, initializer=torch_one_thread) as pool:
+        child = pool.apply(embed, (texts,))  # what a process-pool worker (one thread) or a Dask worker does
+    assert np.array_equal(child, embed(texts))
+
+
+def torch_one_thread():
+    from knowtune.executor import _one_thread_each
+
+    _one_thread_each()
 
 
 def test_the_model_loads_offline_from_the_bundled_package(tmp_path):

@@ -2,11 +2,24 @@
 
 `embed` is a plain top-level function so the curate stage can map it over
 batches on a process pool or a Dask cluster; each process loads its encoder
-once. A text's vector does not depend on the batch it came in (rows are never
-padded, see below), so the stage may cache vectors by text hash.
+once.
+
+A text's vector is a function of the text and the machine alone: whatever
+else is in its batch, however many workers or threads there are, whichever
+executor runs it and whatever ran before in the process. So the stage may
+cache vectors by text hash, and the dataset is the same bytes wherever it was
+computed. Two things would break that, and neither is left to chance:
+- the shape of a product: bfloat16 kernels (AMX, and oneDNN's emulation on
+  other AVX-512 CPUs) round a row differently with the number of rows around
+  it, by up to 1e-4. Each text is encoded alone, in a forward pass whose
+  shapes only its own tokens decide.
+- the thread count: a kernel may split a product over threads differently
+  and round differently. Every forward pass runs on one thread; texts are
+  spread over `threads` Python threads instead (torch releases the GIL), which
+  on two cores is as fast as batches of 64 on two threads were.
 
 Speed on a CPU (benchmarks/semantic_dedup.py has the numbers):
-- Where the CPU multiplies bfloat16 natively (AVX512-BF16, AMX), matrix
+- Where the CPU multiplies bfloat16 natively (`hardware.native_bf16`), matrix
   products run in bfloat16 under autocast (layer norms and pooling stay
   float32): 1.7 times the speed of float32, cosine to the float32 vector above
   0.9999. int8 dynamic quantisation (torch or ONNX Runtime) is faster but
@@ -20,9 +33,13 @@ Speed on a CPU (benchmarks/semantic_dedup.py has the numbers):
 
 from __future__ import annotations
 
-from itertools import groupby
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from ..hardware import native_bf16, torch_threads
 
 BUNDLED = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -38,16 +55,6 @@ def model_path(model: str) -> str:
     return model
 
 
-def native_bf16() -> bool:
-    import torch
-
-    # Private, but it asks the question that matters: whether torch's own CPU
-    # kernels have bfloat16 instructions. Without them bfloat16 is emulated
-    # and several times slower than float32.
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(probe and probe())
-
-
 def encoder(model: str) -> tuple[object, bool]:
     """The model, loaded once per process, and whether it runs in bfloat16."""
     if model not in _encoders:
@@ -58,34 +65,38 @@ def encoder(model: str) -> tuple[object, bool]:
     return _encoders[model]
 
 
-def token_counts(st, texts: list[str]) -> list[int]:
-    tok = getattr(st, "tokenizer", None)
-    if tok is None:  # a model without a tokenizer of its own: one group, padding cannot matter to it
-        return [0] * len(texts)
-    ids = tok(texts, truncation=True, max_length=st.max_seq_length, add_special_tokens=True)["input_ids"]
-    return [len(i) for i in ids]
-
-
-def embed(texts: list[str], model: str = "all-MiniLM-L6-v2", batch_size: int = 64) -> np.ndarray:
-    """(n, d) float32 vectors, L2-normalised rows, one per text."""
+def embed(texts: list[str], model: str = "all-MiniLM-L6-v2", threads: int | None = None) -> np.ndarray:
+    """(n, d) float32 vectors, L2-normalised rows, one per text; `threads` texts are encoded side by side."""
     import torch
 
     st, bf16 = encoder(model)
     out = np.zeros((len(texts), st.get_embedding_dimension()), dtype=np.float32)
-    if not texts:
-        return out
-    counts = token_counts(st, texts)
-    order = sorted(range(len(texts)), key=lambda i: counts[i])
-    # Batches hold texts of one token count only, so no row is padded. Padded
-    # rows come out slightly different (about 1e-3 in bfloat16) from the same
-    # text alone; unpadded ones are identical whatever else is in the batch.
-    # Chunks longer than the window all have its length, so this costs few extra batches.
-    for _, group in groupby(order, key=lambda i: counts[i]):
-        rows = list(group)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            vectors = st.encode([texts[i] for i in rows], batch_size=batch_size, convert_to_tensor=True,
-                                show_progress_bar=False)
-        out[rows] = vectors.float().cpu().numpy()
-    # normalised here, in float32, whatever the model's last module did
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def one(i: int) -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            vector = st.encode([texts[i]], batch_size=1, convert_to_tensor=True, show_progress_bar=False)
+        vector = vector[0].float().cpu().numpy()
+        # normalised here, whatever the model's last module did, row by row so nothing else touches it
+        out[i] = vector / max(float(np.linalg.norm(vector.astype(np.float64))), 1e-12)
+
+    # Longest first, so no thread is left with one long text at the end.
+    one_thread_each(one, sorted(range(len(texts)), key=lambda i: -len(texts[i])), threads)
     return out
+
+
+def one_thread_each(fn: Callable[[Any], None], items: Iterable, threads: int | None = None) -> None:
+    """fn(item) for every item, each call's torch work on one thread, `threads` calls side by side
+    (None: as many as torch would use threads here, so a process-pool worker set to one uses one)."""
+    import torch
+
+    threads = threads or max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    with torch_threads(1):
+        if threads == 1:
+            for item in items:
+                fn(item)
+            return
+        # Each thread sets its own count: OpenMP keeps one per thread, and a new thread starts at the
+        # default (every core).
+        with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for _ in pool.map(fn, items):  # re-raises the first error
+                pass

@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from .embed import embed  # noqa: F401  (the stage imports all three from here)
-from .screen import screen  # noqa: F401
+from .screen import exact_cosines, screen, screen_scores  # noqa: F401
 
 # Records are decided a block at a time: the block is searched against the
 # records kept before it (FAISS), and against its own earlier members (one
@@ -21,6 +21,8 @@ from .screen import screen  # noqa: F401
 # near-copies of each other, where an all-pairs range search would return
 # millions of pairs.
 BLOCK = 1024
+# Kept records FAISS proposes for each record; their cosines are then computed exactly.
+CANDIDATES = 8
 
 
 def keep_order(lengths: list[int], keep: str) -> list[int]:
@@ -32,7 +34,7 @@ def keep_order(lengths: list[int], keep: str) -> list[int]:
 
 
 def semantic_duplicates(emb: np.ndarray, ids: list[str], lengths: list[int], threshold: float = 0.95,
-                        keep: str = "longest") -> list[tuple[str, str, float]]:
+                        keep: str = "longest", best: list[float] | None = None) -> list[tuple[str, str, float]]:
     """(dropped id, id of the kept record it duplicates, cosine) for every record to drop.
 
     Records are visited in keep order ("longest": most `lengths` first, ties by
@@ -40,7 +42,13 @@ def semantic_duplicates(emb: np.ndarray, ids: list[str], lengths: list[int], thr
     at least `threshold` is dropped and points at the most similar kept one.
     So each cluster keeps exactly one record, where keeping a record only if
     its nearest neighbour is below the threshold would drop both of a pair.
-    `emb` rows must be L2-normalised (as `embed` returns them).
+    `emb` rows must be L2-normalised (as `embed` returns them). `best`, when
+    given, receives each visited record's highest cosine to a kept record.
+
+    Cosines that decide are float64 dot products of the float32 vectors:
+    FAISS only proposes candidates, since its float32 scores depend on its BLAS
+    blocking and thread count, and a pair at the threshold would be decided by
+    how the machine was loaded.
     """
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     if emb.ndim != 2 or not len(emb) == len(ids) == len(lengths):
@@ -53,20 +61,24 @@ def semantic_duplicates(emb: np.ndarray, ids: list[str], lengths: list[int], thr
         block = order[start:start + BLOCK]
         x = emb[block]
         if kept.ntotal:
-            prior_cos, prior_at = kept.search(x, 1)
+            _, at = kept.search(x, min(CANDIDATES, kept.ntotal))
+            prior = exact_cosines(x, emb[kept_rows], at)
         else:
-            prior_cos, prior_at = np.full((len(block), 1), -np.inf, np.float32), np.zeros((len(block), 1), np.int64)
-        inner = x @ x.T
+            at, prior = np.zeros((len(block), 1), np.int64), np.full((len(block), 1), -np.inf)
+        inner = x.astype(np.float64) @ x.astype(np.float64).T
         kept_here = np.zeros(len(block), dtype=bool)
         for a, row in enumerate(block):
-            best, to = float(prior_cos[a, 0]), kept_rows[prior_at[a, 0]] if kept.ntotal else -1
+            j = int(np.argmax(prior[a]))
+            score, to = float(prior[a, j]), kept_rows[at[a, j]] if kept.ntotal else -1
             earlier = np.flatnonzero(kept_here[:a])
             if len(earlier):
                 b = earlier[np.argmax(inner[a, earlier])]
-                if inner[a, b] > best:
-                    best, to = float(inner[a, b]), int(block[b])
-            if best >= threshold:
-                dropped.append((ids[row], ids[to], best))
+                if inner[a, b] > score:
+                    score, to = float(inner[a, b]), int(block[b])
+            if best is not None:
+                best.append(score)
+            if score >= threshold:
+                dropped.append((ids[row], ids[to], score))
             else:
                 kept_here[a] = True
         kept.add(x[kept_here])

@@ -25,6 +25,9 @@ from .steps import Dropped, StepResult, exact_dedup, leak_check, length_filter
 from .writer import write_card, write_dataset
 
 CACHE = "cache"  # vectors by text hash: kept across reruns, not part of the artifact
+# How far from a threshold a decision may go the other way on another kind of CPU: measured, bfloat16 against
+# float32 MiniLM vectors move pair cosines by up to 0.0021 (static vectors are float32 everywhere: 1e-6).
+COSINE_EPS, STATIC_EPS = 0.003, 1e-4
 
 
 def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, examples_dir: Path,
@@ -55,6 +58,7 @@ def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, ex
         current = result.kept
         console.print(f"curate: {name}: {len(result.dropped)} dropped, {len(result.kept)} left")
 
+    notes: list[str] = []
     with Executor(executor) as ex, VectorCache(out / CACHE / "vectors.sqlite") as cache:
         if cfg.leak_check != "off":
             step("leak_check", leak_check(current, allow))
@@ -66,13 +70,13 @@ def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, ex
         if cfg.near_dedup.enabled:
             step("near_dedup", _near_dedup(current, cfg, lengths, ex, cache))
         if cfg.semantic_dedup.enabled:
-            step("semantic_dedup", _semantic_dedup(current, cfg, lengths, ex, cache))
+            step("semantic_dedup", _semantic_dedup(current, cfg, lengths, ex, cache, notes))
         splitting.assign(current, cfg.val_share, cfg.test_share, cfg.knowledge_share, cfg.seed)
         if cfg.decontaminate.enabled:
             step("decontaminate", decontaminate(current, cfg.decontaminate.ngram,
                                                 benchmark_texts(cfg.decontaminate.benchmarks)))
         step("select", select(current, cfg.select, lengths, cfg.seed))
-        log = ex.log + [f"vector cache: {cache.hits} reused, {cache.misses} computed"] + timings
+        log = ex.log + [f"vector cache: {cache.hits} reused, {cache.misses} computed"] + notes + timings
 
     for e in current:
         e.metadata["n_tokens"] = lengths[e.id]
@@ -160,22 +164,33 @@ def _near_dedup(examples, cfg: CurateConfig, lengths, ex, cache) -> StepResult:
     return _apply(examples, pairs, "near_dedup", "MinHash Jaccard {:.2f} with a kept example")
 
 
-def _semantic_dedup(examples, cfg: CurateConfig, lengths, ex, cache) -> StepResult:
-    from .semantic import embed, screen, semantic_duplicates
+def _semantic_dedup(examples, cfg: CurateConfig, lengths, ex, cache, log: list[str]) -> StepResult:
+    from ..hardware import cpu_kind
+    from .semantic import embed, screen_scores, semantic_duplicates
 
     c = cfg.semantic_dedup
-    fn = partial(embed, model=c.model, batch_size=c.batch_size)
-    pairs = []
+    fn = partial(embed, model=c.model)
+    pairs, best, screened = [], [], []
     for group in _by_kind(examples).values():
         texts = [output_text(e) for e in group]
         # The screen needs the whole group (its token weights come from it), so it runs here; the model runs
         # on the executor, only for the texts that passed.
-        rows = screen(texts, c.model, c.screen) if c.screen else list(range(len(group)))
+        scores = screen_scores(texts, c.model) if c.screen else None
+        rows = list(range(len(group))) if scores is None else [int(i) for i in np.flatnonzero(scores >= c.screen)]
+        screened += [] if scores is None else list(scores)
         if len(rows) < 2:
             continue
         emb = _vectors([texts[i] for i in rows], f"embedding:{c.model}", fn, ex, cache, "embeddings")
         pairs += semantic_duplicates(emb, [group[i].id for i in rows], [lengths[group[i].id] for i in rows],
-                                     c.threshold, c.keep)
+                                     c.threshold, c.keep, best)
+    # On one machine the vectors are the same bits every run (embed.py); another kind of CPU rounds its
+    # float kernels differently (bfloat16 against float32: pair cosines move by up to 0.002), so a decision
+    # this close to a threshold may go the other way there.
+    near = sum(abs(b - c.threshold) < COSINE_EPS for b in best)
+    near_screen = sum(abs(x - c.screen) < STATIC_EPS for x in screened) if c.screen else 0
+    log.append(f"semantic_dedup: embeddings on {cpu_kind()}; {near} records within {COSINE_EPS} of the "
+               f"threshold {c.threshold} and {near_screen} within {STATIC_EPS} of the screen's {c.screen}: only "
+               "these may be decided differently on another kind of CPU")
     return _apply(examples, pairs, "semantic_dedup", "output's cosine similarity {:.3f} with a kept example")
 
 
