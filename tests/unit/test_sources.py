@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,80 @@ def test_skipped_file_lists_path_and_reason(tmp_path):
     run_ingest([RepoSource(type="repo", path=repo)], IngestConfig(), tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
     assert {"path": "docs/logo.png", "reason": "binary", "source": "repo:r"} in rows
+
+
+def test_a_file_over_the_diff_limit_keeps_its_header_and_a_note_in_place_of_its_diff(tmp_path):
+    from knowtune.sources.git_diffs import DIFF_FILE_LIMIT
+
+    repo = make_repo(tmp_path / "r", history=False)
+    git(repo, "init", "-q", "-b", "main")
+    line = "The keeper logs the oil level at dusk.\n"
+    (repo / "oil-log.txt").write_text(line * (DIFF_FILE_LIMIT // len(line) + 1))
+    (repo / "notes.md").write_text("# Notes\n\nLog the oil.\n")
+    git(repo, "add", "oil-log.txt", "notes.md")
+    git(repo, "commit", "-qm", "Add the oil log")
+    size = (repo / "oil-log.txt").stat().st_size
+    docs, _ = ingest(tmp_path, [GitSource(type="git", path=repo)])
+    (doc,) = docs.values()
+    assert "  oil-log.txt (+- --)\n" in doc.text  # git counts it as it counts a binary file: unread
+    assert f"diff --git a/oil-log.txt b/oil-log.txt\ndiff of oil-log.txt left out: {size} bytes\n" in doc.text
+    assert "diff --git a/notes.md b/notes.md\nnew file mode 100644\n" in doc.text and "+Log the oil." in doc.text
+    assert line not in doc.text
+
+
+def test_the_generic_guard_names_the_exception_and_what_the_library_said(tmp_path):
+    import logging
+    import warnings
+
+    from knowtune.sources.guard import GUARD_REASON, guarded
+
+    def noisy_and_broken():
+        logging.getLogger("somelib.parser").warning("odd byte at %d", 7)
+        warnings.warn("deprecated thing", UserWarning)
+        return {}["missing"]
+
+    skipped = guarded("a.txt", "repo:r", noisy_and_broken)
+    assert skipped.path == "a.txt" and skipped.source == "repo:r"
+    assert skipped.reason == f"{GUARD_REASON} (KeyError: 'missing'; somelib: odd byte at 7)"
+    assert guarded("a.txt", "repo:r", lambda: "read") == "read"
+
+    def broken_source():
+        raise SourceError("git cat-file failed")
+
+    with pytest.raises(SourceError):  # a broken source still stops the run, with its one-line error
+        guarded("a.txt", "repo:r", broken_source)
+
+
+def test_a_file_that_is_not_the_size_it_was_checked_at_is_not_read(tmp_path):
+    from knowtune.sources.guard import Unreadable, read_checked, regular_file
+
+    # /proc files say 0 bytes and hold more: a real file whose size at stat is not what a read returns.
+    proc = Path("/proc/self/status")
+    with pytest.raises(Unreadable, match=r"^changed while read \(0 bytes when its size was checked, more than 0"):
+        read_checked(proc, regular_file(proc).st_size)
+    log = tmp_path / "log.txt"
+    log.write_text("short\n")
+    size = regular_file(log).st_size
+    log.write_text("grown since its size was checked\n")
+    with pytest.raises(Unreadable, match="changed while read"):
+        read_checked(log, size)
+    log.write_text("")
+    with pytest.raises(Unreadable, match=r"changed while read \(6 bytes when its size was checked, 0 when read\)"):
+        read_checked(log, size)
+
+
+def test_hostile_files_in_a_repo_are_skipped_with_reasons(tmp_path):
+    repo = tmp_path / "r"
+    repo.mkdir()
+    (repo / "ok.py").write_text("x = 1\n")
+    (repo / "deep.ipynb").write_text('{"cells": [], "metadata": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    (repo / "loop.py").symlink_to("loop.py")
+    (repo / "dangling.py").symlink_to("gone.py")
+    (repo / "folder_link").symlink_to(tmp_path)
+    os.mkfifo(repo / "pipe.py")
+    docs, skipped = ingest(tmp_path, [RepoSource(type="repo", path=repo)])
+    assert set(docs) == {"ok.py"}
+    assert skipped == {"deep.ipynb": "notebook nested too deeply to parse", "loop.py": "symlink loop",
+                       "dangling.py": "broken symlink (its target does not exist)",
+                       "folder_link": "not a regular file (a folder)", "pipe.py": "not a regular file (a named pipe)"}
+    assert fingerprint([RepoSource(type="repo", path=repo)])  # hashes what it can, blocks on nothing

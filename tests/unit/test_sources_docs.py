@@ -1,4 +1,7 @@
+import os
 import shutil
+import warnings
+import zlib
 from pathlib import Path
 
 import pytest
@@ -154,3 +157,80 @@ def test_fingerprint_follows_content_not_modification_time(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="docs path .* is not a folder"):
         docs.candidates(DocsSource(type="docs", path=tmp_path / "nope"))
+
+
+def one_page_pdf(content: bytes) -> bytes:
+    """A PDF whose one page shows `content` (a content stream, FlateDecode), with a correct xref table."""
+    stream = zlib.compress(content)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 6\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    return bytes(out + b"trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref)
+
+
+def test_pages_nested_past_the_parsers_are_skipped_and_shallower_ones_read(tmp_path):
+    (tmp_path / "deep.html").write_text("<html><body>" + "<div>" * 20_000 + "x" + "</div>" * 20_000)
+    (tmp_path / "ok.html").write_text("<html><body>" + "<div>" * 50 + "<p>Fifty levels in.</p>" + "</div>" * 50)
+    notes = [" " * (3 * level) + ".. note::\n" for level in range(200)]
+    (tmp_path / "deep.rst").write_text("Deep\n====\n\n" + "\n".join(notes) + "\n" + " " * 600 + "bottom\n")
+    (tmp_path / "nested.rst").write_text(
+        "Nested\n======\n\n.. note::\n\n   .. warning::\n\n      Keep the oil dry.\n")
+    (tmp_path / "front.md").write_text("---\ntitle: " + "[" * 20_000 + "]" * 20_000 + "\n---\n# Front\n\nBody.\n")
+    pages, reasons = read_all(tmp_path)
+    assert reasons == {"deep.html": "HTML nested too deeply to parse",
+                       "deep.rst": "reStructuredText nested too deeply to parse"}
+    assert "Fifty levels in." in pages["ok.html"].text
+    assert "Note:" in pages["nested.rst"].text and "Keep the oil dry." in pages["nested.rst"].text
+    assert "Body." in pages["front.md"].text  # front matter too deep for YAML: the page is read without it
+
+
+def test_damaged_pdfs_give_pypdfs_own_words_as_the_reason_and_print_nothing(tmp_path, capfd):
+    (tmp_path / "truncated.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog" + bytes(range(256)) * 8)
+    # Inflates to 5 MB of zeros from a few KB: past a 1 MB cap, so pypdf stops at the cap.
+    (tmp_path / "bomb.pdf").write_bytes(one_page_pdf(bytes(5_000_000)))
+    (tmp_path / "fine.pdf").write_bytes(one_page_pdf(b"BT /F1 12 Tf 72 720 Td (Trim the wicks) Tj ET"))
+    pages, reasons = read_all(tmp_path, max_file_bytes=1_000_000)
+    assert reasons["truncated.pdf"].startswith("unreadable PDF (")
+    assert reasons["truncated.pdf"].endswith("; pypdf: EOF marker not found)")
+    assert reasons["bomb.pdf"] == "unreadable PDF (a stream inflates to more than 1000000 bytes)"
+    assert "Trim the wicks" in pages["fine.pdf"].text
+    assert capfd.readouterr() == ("", "")
+
+
+def test_pages_beautifulsoup_warns_about_are_read_without_a_warning(tmp_path):
+    (tmp_path / "feed.html").write_text('<?xml version="1.0"?><rss><channel><title>Lamp news</title></channel></rss>')
+    (tmp_path / "link.html").write_text("https://lanterna.example/docs/index.html")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning that escaped would fail the read
+        pages, reasons = read_all(tmp_path)
+    assert reasons == {} and set(pages) == {"feed.html", "link.html"}
+
+
+def test_what_is_not_a_regular_file_is_skipped_with_what_it_is(tmp_path):
+    (tmp_path / "page.md").write_text("# Page\n\nText.\n")
+    (tmp_path / "loop.md").symlink_to("loop.md")
+    (tmp_path / "dangling.md").symlink_to("missing.md")
+    (tmp_path / "link.md").symlink_to("page.md")
+    os.mkfifo(tmp_path / "pipe.md")  # opened, it would wait for a writer forever
+    (tmp_path / "nul.md").write_bytes(b"# Nul\n\nA \0 in the text.\n")
+    pages, reasons = read_all(tmp_path)
+    assert set(pages) == {"page.md", "link.md"}
+    assert reasons == {"loop.md": "symlink loop", "dangling.md": "broken symlink (its target does not exist)",
+                       "pipe.md": "not a regular file (a named pipe)", "nul.md": "binary (NUL bytes)"}
+    assert docs.fingerprint(DocsSource(type="docs", path=tmp_path))  # hashes what it can, blocks on nothing
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its permissions")
+def test_a_page_without_read_permission_is_skipped(tmp_path):
+    (tmp_path / "secret.md").write_text("# Secret\n")
+    (tmp_path / "secret.md").chmod(0)
+    _, reasons = read_all(tmp_path)
+    assert reasons == {"secret.md": "unreadable (Permission denied)"}

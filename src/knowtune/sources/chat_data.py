@@ -171,6 +171,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
                     yield f"{rel}:{lineno}", RecordError("unreadable encoding (not UTF-8)")
                 except json.JSONDecodeError as err:
                     yield f"{rel}:{lineno}", RecordError(f"not valid JSON ({err.msg})")
+                except RecursionError:  # nested past the decoder's limit: no chat record looks like that
+                    yield f"{rel}:{lineno}", RecordError("JSON nested too deeply to parse")
 
 
 def _dataset_records(src: HFDatasetSource, source: str) -> Iterable[tuple[str, Any]]:

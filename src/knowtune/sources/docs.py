@@ -15,20 +15,28 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 import yaml
-from pypdf import PdfReader
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import LimitReachedError
 
 from ..config import DocsSource
 from ..records import Document, Skipped, stable_id
 from .files import glob_filter, list_files, skip_reason_by_name
 from .gitcmd import SourceError
+from .guard import Unreadable, content_digest, first_line, guarded, listening, read_checked, regular_file
 from .html_page import html_to_markdown
 from .rst_page import rst_to_markdown
 
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".html": "html", ".htm": "html",
            ".pdf": "pdf", ".txt": "text"}
+FORMAT_NAMES = {"markdown": "Markdown", "rst": "reStructuredText", "html": "HTML", "pdf": "PDF", "text": "text"}
+# pypdf's limits on what one stream may inflate to (75 MB each by default), set to the page size cap:
+# a PDF is read only if what it unpacks to fits the cap a file must fit, so a small bomb costs little.
+PDF_LIMITS = ("zlib_maximum_output_length", "lzw_maximum_output_length", "run_length_maximum_output_length",
+              "brotli_maximum_output_length", "jbig2_maximum_output_length",
+              "array_based_stream_maximum_output_length")
 
 
-class PageError(ValueError):
+class PageError(Unreadable):
     """A page that cannot be read; the message is the skip reason."""
 
 
@@ -54,43 +62,42 @@ def fingerprint(src: DocsSource) -> str:
     """Content hash of every page (not modification times: a touched file is unchanged)."""
     h = hashlib.sha256()
     for rel in candidates(src)[0]:
-        path = src.path / rel
-        size = path.stat().st_size
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if size <= src.max_file_bytes else f"size:{size}"
-        h.update(f"{rel}\x1f{digest}\n".encode())
+        h.update(f"{rel}\x1f{content_digest(src.path / rel, src.max_file_bytes)}\n".encode())
     return h.hexdigest()[:16]
 
 
 def read(src: DocsSource, paths: list[str]) -> Iterator[Document | Skipped]:
     source = label(src)
     for rel in paths:
-        try:
-            yield read_page(src.path / rel, rel, src.max_file_bytes, source)
-        except PageError as err:
-            yield Skipped(rel, str(err), source)
+        yield guarded(rel, source, lambda rel=rel: read_page(src.path / rel, rel, src.max_file_bytes, source))
 
 
 def read_page(path: Path, rel: str, max_bytes: int, source: str) -> Document:
     reason = skip_reason_by_name(rel)
     if reason is not None and reason != "binary":  # "binary" is the name rule for .pdf, read below
         raise PageError(reason)
-    size = path.stat().st_size
+    size = regular_file(path).st_size
     if size > max_bytes:
         raise PageError(f"too large ({size} bytes > {max_bytes})")
     fmt = FORMATS[PurePosixPath(rel).suffix.lower()]
-    data = path.read_bytes()
-    if fmt == "html":
-        text, title, date = html_to_markdown(data)
-    elif fmt == "pdf":
-        text, title, date = pdf_to_markdown(data)
-    else:
-        raw = _decode(data)
-        if fmt == "markdown":
-            text, title, date = markdown_page(raw)
-        elif fmt == "rst":
-            text, title, date = rst_to_markdown(raw)
+    data = read_checked(path, size)
+    try:
+        if fmt == "html":
+            text, title, date = html_to_markdown(data)
+        elif fmt == "pdf":
+            text, title, date = pdf_to_markdown(data, max_bytes)
         else:
-            text, title, date = raw, None, None
+            raw = _decode(data)
+            if fmt == "markdown":
+                text, title, date = markdown_page(raw)
+            elif fmt == "rst":
+                text, title, date = rst_to_markdown(raw)
+            else:
+                text, title, date = raw, None, None
+    except RecursionError:
+        # The converters walk a page's structure recursively; real pages nest a few dozen levels,
+        # one past Python's recursion limit (20,000 nested <div>s, say) is made to break a reader.
+        raise PageError(f"{FORMAT_NAMES[fmt]} nested too deeply to parse") from None
     if not text.strip():
         raise PageError("empty")
     return Document(
@@ -104,6 +111,8 @@ def read_page(path: Path, rel: str, max_bytes: int, source: str) -> Document:
 
 
 def _decode(data: bytes) -> str:
+    if b"\0" in data:  # text never holds NUL bytes; as in a repository, a file with them is binary
+        raise PageError("binary (NUL bytes)")
     try:
         return data.decode("utf-8-sig").replace("\r\n", "\n")
     except UnicodeDecodeError:
@@ -124,7 +133,7 @@ def markdown_page(text: str) -> tuple[str, str | None, object]:
     if front:
         try:
             loaded = yaml.safe_load(front.group(1))
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):  # nested past PyYAML's recursive composer: unreadable too
             loaded = None
         if isinstance(loaded, dict):
             meta, text = loaded, text[front.end():]
@@ -170,21 +179,32 @@ def heading_paths(text: str) -> list[str]:
 # --- PDF and dates -------------------------------------------------------------
 
 
-def pdf_to_markdown(data: bytes) -> tuple[str, str | None, object]:
-    """(text, title, date) from a PDF's text layer, one `## Page N` section per page, under `# title`."""
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise PageError("encrypted PDF")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        meta = reader.metadata
-        title = (meta.title or "").strip() if meta else ""
-    except PageError:
-        raise
-    except Exception as err:  # a damaged PDF fails deep in the parser, with any kind of exception
-        raise PageError(f"unreadable PDF ({type(err).__name__})") from None
+def pdf_to_markdown(data: bytes, max_bytes: int = 20_000_000) -> tuple[str, str | None, object]:
+    """(text, title, date) from a PDF's text layer, one `## Page N` section per page, under `# title`.
+
+    Streams may inflate to at most `max_bytes` each. pypdf logs what it repairs
+    or gives up on ("EOF marker not found") to the `pypdf` logger: that is
+    kept off the console and, when the PDF is unreadable, goes into the reason.
+    """
+    # Both scoped to this call: the limits through pypdf's context variable, the log records by listening().
+    with listening() as said, apply_configuration(**{limit: max_bytes for limit in PDF_LIMITS}):
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise PageError("encrypted PDF")
+            pages = [(page.extract_text() or "").strip() for page in reader.pages]
+            meta = reader.metadata
+            title = (meta.title or "").strip() if meta else ""
+        except PageError:
+            raise
+        except LimitReachedError:
+            raise PageError(f"unreadable PDF (a stream inflates to more than {max_bytes} bytes)") from None
+        except Exception as err:  # a damaged PDF fails deep in the parser, with any kind of exception
+            heard = f"; {said[0]}" if said else ""
+            raise PageError(f"unreadable PDF ({type(err).__name__}: {first_line(err)}{heard})") from None
     if not any(pages):
-        raise PageError("no text layer (scanned PDF?)")
+        heard = f" ({said[0]})" if said else " (scanned PDF?)"
+        raise PageError(f"no text layer{heard}")
     if not title:
         title = next(line.strip() for page in pages for line in page.splitlines() if line.strip())
     date = None

@@ -63,8 +63,15 @@ def list_files(root: Path) -> list[str]:
             ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             capture_output=True, check=True,
         ).stdout.decode("utf-8", "surrogateescape")
-        return sorted({p for p in out.split("\0") if p and (root / p).is_file()})
+        # Not only regular files: a symlink, or a committed file now a named pipe, is listed here and skipped
+        # with its reason when read. Files deleted since the last commit are gone, not skipped.
+        return sorted({p for p in out.split("\0") if p and _is_entry(root / p)})
     return sorted(_walk_with_gitignore(root))
+
+
+def _is_entry(path: Path) -> bool:
+    """Anything but a real folder (a submodule's is listed by git too); a symlink to a folder counts."""
+    return path.is_symlink() or (os.path.lexists(path) and not path.is_dir())
 
 
 def is_git_worktree(root: Path) -> bool:
@@ -86,7 +93,11 @@ def _walk_with_gitignore(root: Path) -> list[str]:
         dirnames[:] = sorted(
             d for d in dirnames if d != ".git" and not _ignored(specs, _join(rel_dir, d) + "/")
         )
-        found += [_join(rel_dir, f) for f in filenames if not _ignored(specs, _join(rel_dir, f))]
+        # os.walk files a symlink to a folder under dirnames and does not follow it: listed, so it is skipped
+        # with a reason rather than missing without one.
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if d not in links]
+        found += [_join(rel_dir, f) for f in filenames + links if not _ignored(specs, _join(rel_dir, f))]
     return found
 
 

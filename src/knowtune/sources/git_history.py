@@ -8,8 +8,10 @@ import subprocess
 from typing import Iterator
 
 from ..config import GitSource
-from ..records import Document, stable_id
+from ..records import Document, Skipped, stable_id
 from .gitcmd import SourceError, git
+from .git_diffs import BIG_FILES, diffs
+from .guard import guarded
 
 # Fields of one commit header, separated by \x1f, commits by \x1e.
 _HEADER = "%H%x1f%aI%x1f%an%x1f%ae%x1f%P%x1f%s%x1f%b%x1e"
@@ -48,33 +50,38 @@ def fingerprint(src: GitSource) -> str:
     return hashlib.sha256(ends.encode()).hexdigest()[:16] + f":{src.range}:{src.last}:{src.max_diff_chars}"
 
 
-def read(src: GitSource) -> Iterator[Document]:
+def read(src: GitSource) -> Iterator[Document | Skipped]:
     _resolve(src)
     source = label(src)
     headers = git(src.path, "log", *_revisions(src), f"--format={_HEADER}", "--")
     numstat = _numstats(src)
-    patches = _patches(src)
+    patches = diffs(src.path, _revisions(src), src.max_diff_chars)
     for block in headers.split("\x1e"):
         block = block.strip("\n")
-        if not block:
-            continue
-        sha, date, author, email, parents, subject, body = block.split("\x1f")
-        files = numstat.get(sha, [])
-        diff = patches.get(sha, "")
-        merge = len(parents.split()) > 1
-        metadata = {"commit": sha, "date": date, "title": subject, "author": author, "author_email": email,
-                    "merge": merge}
-        if merge:
-            # git log shows no diff for a merge; what it brought in is its difference from the first parent.
-            files = _merge_files(src, sha)
-            metadata["merged_branch"] = merged_branch(subject)
-        metadata["files"] = [f["path"] for f in files]
-        text = render(sha, date[:10], subject, body.strip(), files, diff, src.max_diff_chars, merge)
-        yield Document(id=stable_id(source, sha), source=source, path=sha, kind="change", text=text,
-                       metadata=metadata)
+        if block:
+            sha = block.split("\x1f", 1)[0]
+            yield guarded(sha, source, lambda block=block: _commit(src, source, block, numstat, patches))
 
 
-def render(sha, date, subject, body, files, diff, limit, merge) -> str:
+def _commit(src: GitSource, source: str, block: str, numstat: dict, patches: dict) -> Document:
+    sha, date, author, email, parents, subject, body = block.split("\x1f")
+    files = numstat.get(sha, [])
+    diff, length = patches.get(sha, ("", 0))
+    merge = len(parents.split()) > 1
+    metadata = {"commit": sha, "date": date, "title": subject, "author": author, "author_email": email,
+                "merge": merge}
+    if merge:
+        # git log shows no diff for a merge; what it brought in is its difference from the first parent.
+        files = _merge_files(src, sha)
+        metadata["merged_branch"] = merged_branch(subject)
+    metadata["files"] = [f["path"] for f in files]
+    text = render(sha, date[:10], subject, body.strip(), files, diff, src.max_diff_chars, merge, length)
+    return Document(id=stable_id(source, sha), source=source, path=sha, kind="change", text=text,
+                    metadata=metadata)
+
+
+def render(sha, date, subject, body, files, diff, limit, merge, length=None) -> str:
+    """The commit as text; `diff` may be only the start of a diff `length` characters long (at least `limit`)."""
     lines = [f"commit {sha[:12]}", f"Date: {date}", "", subject]
     if body:
         lines += ["", body]
@@ -87,16 +94,18 @@ def render(sha, date, subject, body, files, diff, limit, merge) -> str:
         lines += ["", "Files changed:"] + [f"  {f['path']} ({f['status']})" for f in files]
     elif files:
         lines += ["", "Files changed:"] + [f"  {f['path']} (+{f['added']} -{f['deleted']})" for f in files]
+    length = len(diff) if length is None else length
     if diff.strip():
-        if len(diff) > limit:
+        if length > limit:
             cut = diff.rfind("\n", 0, limit) + 1 or limit
-            diff = diff[:cut] + f"[... diff truncated: {len(diff) - cut} more characters ...]\n"
+            diff = diff[:cut] + f"[... diff truncated: {length - cut} more characters ...]\n"
         lines += ["", "Diff:", diff.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
 def _numstats(src: GitSource) -> dict[str, list[dict]]:
-    out = git(src.path, "log", *_revisions(src), "--numstat", "--format=%x1e%H", "--")
+    # With git's big-file threshold a huge file is counted as binary ("-") instead of diffed line by line.
+    out = git(src.path, "-c", BIG_FILES, "log", *_revisions(src), "--numstat", "--format=%x1e%H", "--")
     stats: dict[str, list[dict]] = {}
     for block in out.split("\x1e")[1:]:
         lines = block.strip("\n").split("\n")
@@ -108,15 +117,6 @@ def _numstats(src: GitSource) -> dict[str, list[dict]]:
                 entries.append({"path": path, "added": added, "deleted": deleted})
         stats[lines[0].strip()] = entries
     return stats
-
-
-def _patches(src: GitSource) -> dict[str, str]:
-    out = git(src.path, "log", *_revisions(src), "-p", "--no-color", "--format=%x1e%H", "--")
-    patches = {}
-    for block in out.split("\x1e")[1:]:
-        sha, _, patch = block.partition("\n")
-        patches[sha.strip()] = patch.strip("\n") + "\n" if patch.strip() else ""
-    return patches
 
 
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type changed"}

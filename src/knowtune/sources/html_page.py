@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import textwrap
+import warnings
 
-from bs4 import BeautifulSoup, Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+from bs4 import (BeautifulSoup, Comment, Declaration, Doctype, MarkupResemblesLocatorWarning, NavigableString,
+                 ProcessingInstruction, Tag, XMLParsedAsHTMLWarning)
 
 # Never content, wherever they are.
 _DROP = ["nav", "aside", "script", "style", "form", "noscript", "template", "svg", "iframe", "button", "select",
@@ -28,7 +30,12 @@ _DATE_META = ("date", "dc.date", "dcterms.date", "dcterms.modified", "dcterms.cr
 
 def html_to_markdown(data: bytes) -> tuple[str, str | None, str | None]:
     """(text, title, date as written in the page) of an HTML file's bytes; the parser finds the encoding."""
-    soup = BeautifulSoup(data, "html.parser")
+    with warnings.catch_warnings():
+        # BeautifulSoup warns when a page looks like XML or like a bare URL; parsing it as HTML is what
+        # is wanted all the same, so those two are silenced here, for this call only.
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(data, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     date = _meta_date(soup)
     root = soup.find("main") or soup.find(attrs={"role": "main"}) or soup.find("article") or soup.body or soup

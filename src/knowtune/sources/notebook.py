@@ -28,6 +28,10 @@ def to_percent(data: bytes | str) -> tuple[str, str]:
         nb = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise NotebookError("unreadable notebook") from None
+    except RecursionError:
+        # JSON nested past the decoder's recursion limit (in a cell's metadata or outputs, say): no notebook
+        # tool writes that, so the file is skipped rather than read some other way.
+        raise NotebookError("notebook nested too deeply to parse") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         # nbformat 3 kept cells under "worksheets"; notebooks that old are not worth a second reader.
         raise NotebookError("unreadable notebook")

@@ -73,6 +73,9 @@ def _items(rel: str, path: Path) -> Iterator[tuple[str, Any]]:
     except UnicodeDecodeError:
         yield rel, Skipped(rel, "unreadable encoding (not UTF-8)")
         return
+    except OSError as err:  # gone or unreadable since it was listed
+        yield rel, Skipped(rel, f"unreadable ({err.strerror or type(err).__name__})")
+        return
     if rel.endswith(".jsonl"):
         for lineno, line in enumerate(text.splitlines(), 1):
             if line.strip():
@@ -80,11 +83,16 @@ def _items(rel: str, path: Path) -> Iterator[tuple[str, Any]]:
                     yield f"{rel}:{lineno}", json.loads(line)
                 except json.JSONDecodeError as err:
                     yield rel, Skipped(f"{rel}:{lineno}", f"{rel}:{lineno}: not valid JSON ({err.msg})")
+                except RecursionError:  # nested past the decoder's limit: no export looks like that
+                    yield rel, Skipped(f"{rel}:{lineno}", f"{rel}:{lineno}: JSON nested too deeply to parse")
         return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         yield rel, Skipped(rel, f"not valid JSON ({err.msg} at line {err.lineno})")
+        return
+    except RecursionError:
+        yield rel, Skipped(rel, "JSON nested too deeply to parse")
         return
     for index, item in enumerate(data if isinstance(data, list) else [data]):
         yield f"{rel}[{index}]", item

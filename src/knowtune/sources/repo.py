@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from ..records import Document, Skipped, stable_id
 from .files import (decode_text, glob_filter, is_doc, is_git_worktree, language_of, list_files,
                     skip_reason_by_name)
 from .gitcmd import SourceError, git, head_date
+from .guard import content_digest, guarded, read_checked, regular_file
 from .notebook import NotebookError, to_percent
 
 # A notebook's file is mostly outputs (plots as base64), which are dropped; its size cap
@@ -47,20 +49,16 @@ def fingerprint(src: RepoSource) -> str:
         return resolve(src)[:16] + ":" + hashlib.sha256(settings.encode()).hexdigest()[:8]
     h = hashlib.sha256(f"{head_date(src.path)}".encode())
     for rel in candidates(src)[0]:
-        path = src.path / rel
-        size = path.stat().st_size
-        read = size <= _cap(rel, src.max_file_bytes)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if read else f"size:{size}"
-        h.update(f"{rel}\x1f{digest}\n".encode())
+        h.update(f"{rel}\x1f{content_digest(src.path / rel, _cap(rel, src.max_file_bytes))}\n".encode())
     return h.hexdigest()[:16]
 
 
 def read(src: RepoSource, paths: list[str]) -> Iterator[Document | Skipped]:
+    source = label(src)
     if src.ref is None:
         date = head_date(src.path) or _newest_mtime(src.path, paths)
         for rel in paths:
-            path = src.path / rel
-            yield _document(src, rel, path.stat().st_size, path.read_bytes, {"date": date})
+            yield guarded(rel, source, lambda rel=rel: _from_worktree(src, rel, {"date": date}))
         return
     sha = resolve(src)
     meta = {"date": git(src.path, "log", "-1", "--format=%cs", sha).strip(), "commit": sha}
@@ -69,9 +67,17 @@ def read(src: RepoSource, paths: list[str]) -> Iterator[Document | Skipped]:
         for rel in paths:
             mode, oid, size = tree[rel]
             if mode == "120000":
-                yield Skipped(rel, "symlink", label(src))
+                yield Skipped(rel, "symlink", source)
                 continue
-            yield _document(src, rel, size, lambda oid=oid: blobs.read(oid), meta)
+            yield guarded(rel, source, lambda rel=rel, oid=oid, size=size: _document(
+                src, rel, size, lambda: blobs.read(oid), meta))
+
+
+def _from_worktree(src: RepoSource, rel: str, meta: dict) -> Document | Skipped:
+    # The size is checked before anything is read, and the read gets exactly that many bytes or a skip.
+    path = src.path / rel
+    size = regular_file(path).st_size
+    return _document(src, rel, size, lambda: read_checked(path, size), meta)
 
 
 def _document(src: RepoSource, rel: str, size: int, load: Callable[[], bytes], meta: dict) -> Document | Skipped:
@@ -189,7 +195,8 @@ def title_of(text: str, path: str) -> str:
 
 
 def _newest_mtime(root: Path, paths: list[str]) -> str:
-    newest = max(((root / p).stat().st_mtime for p in paths), default=0)
+    # lstat: a broken symlink or a loop among the paths has a time too, and is skipped later with its reason.
+    newest = max((os.lstat(root / p).st_mtime for p in paths if os.path.lexists(root / p)), default=0)
     return datetime.fromtimestamp(newest, tz=timezone.utc).strftime("%Y-%m-%d")
 
 

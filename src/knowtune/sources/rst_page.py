@@ -29,6 +29,10 @@ _INLINE = re.compile(
 _PROSE_ROLES = {"ref", "doc", "term", "abbr", "numref", "download", "any", "emphasis", "strong", "title-reference",
                 "sub", "sup", "pep", "rfc", "math", "menuselection", "guilabel"}
 _BULLET = re.compile(r"^(\s*)[*+\u2022](\s+)")
+# Directives nested deeper than this are not converted. Real pages nest a handful (a code block in a note in
+# a list); each level holds its own dedented copy of what it contains, so a page nesting hundreds of levels
+# would cost hundreds of copies of itself before Python's recursion limit stopped it.
+MAX_NESTING = 50
 _DATE_FIELD = re.compile(r"^:date:\s*(.+?)\s*$", re.M)
 
 
@@ -42,8 +46,11 @@ def rst_to_markdown(text: str) -> tuple[str, str | None, str | None]:
     return (body + "\n" if body else ""), title, date.group(1) if date else None
 
 
-def _convert(lines: list[str], styles: list[tuple[str, bool]]) -> list[str]:
+def _convert(lines: list[str], styles: list[tuple[str, bool]], depth: int = 0) -> list[str]:
     """Markdown lines for rst lines; `styles` holds the title adornments seen so far, in order (= levels)."""
+    if depth > MAX_NESTING:
+        # The error Python's own limit raises, which the caller already turns into "nested too deeply".
+        raise RecursionError(f"reStructuredText nested more than {MAX_NESTING} levels")
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -52,7 +59,7 @@ def _convert(lines: list[str], styles: list[tuple[str, bool]]) -> list[str]:
         explicit = _EXPLICIT.match(line)
         if explicit:
             end = _block_end(lines, i + 1, len(explicit.group(1)))
-            out += _explicit(explicit.group(2) or "", lines[i + 1:end], styles)
+            out += _explicit(explicit.group(2) or "", lines[i + 1:end], styles, depth)
             i = end
             continue
         title = _title_at(lines, i) if prev_blank else None
@@ -99,12 +106,12 @@ def _title_at(lines: list[str], i: int) -> tuple[str, tuple[str, bool], int] | N
     return None
 
 
-def _explicit(rest: str, block: list[str], styles: list[tuple[str, bool]]) -> list[str]:
+def _explicit(rest: str, block: list[str], styles: list[tuple[str, bool]], depth: int) -> list[str]:
     """Markdown lines for one explicit markup block: a directive, a target, a footnote or a comment."""
     directive = _DIRECTIVE.match(rest)
     if directive is None:
         if rest.startswith("["):  # a footnote or citation: its text is content
-            return ["", inline(rest), *_convert(_dedent(block), styles), ""]
+            return ["", inline(rest), *_convert(_dedent(block), styles, depth + 1), ""]
         return []  # a comment, a hyperlink target (.. _name:) or a substitution definition (.. |x| ...)
     name, argument = directive.group(1).lower(), directive.group(2)
     content = _dedent(block)
@@ -116,7 +123,7 @@ def _explicit(rest: str, block: list[str], styles: list[tuple[str, bool]]) -> li
     if name in _DROP:
         return []
     lead = [f"{name.capitalize()}: {inline(argument)}".rstrip()] if name != "container" else []
-    return ["", *lead, *_convert(content, styles), ""]
+    return ["", *lead, *_convert(content, styles, depth + 1), ""]
 
 
 def _literal_intro(line: str) -> str:
