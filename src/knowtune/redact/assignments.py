@@ -3,8 +3,8 @@
 detect-secrets' keyword patterns find the value after a secret-sounding name and its entropy
 plugins find random-looking quoted strings. Both were made for scanning files whose type they
 know; here the type is unknown, and they are tuned for recall, so each candidate passes the
-filters below, which keep code (`password = get_password()`), placeholders (`${DB_PASSWORD}`)
-and hashes (commit ids, lock-file integrity values, digests) out.
+filters below, which keep code (`password = get_password()`), placeholders (`${DB_PASSWORD}`),
+words (`secrets: drop`, words.py) and hashes (commit ids, lock-file integrity values, digests) out.
 """
 
 from __future__ import annotations
@@ -20,16 +20,21 @@ from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString,
 from detect_secrets.plugins.keyword import (CONFIG_DENYLIST_REGEX_TO_GROUP, DENYLIST, GOLANG_DENYLIST_REGEX_TO_GROUP,
                                             QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
 
+from .words import looks_like_word, not_a_credential, reads_as_words
+
 # The file type is unknown, so every way of writing an assignment detect-secrets knows is tried:
 # the quoted forms of code and the unquoted ones of .env, INI and YAML files. It has no pattern
 # for these, added here: XML elements (<password>...</password>), two-argument calls (PHP's
-# define('DB_PASSWORD', '...')) and key-value attributes (.NET's <add key="ApiKey" value="..."/>).
+# define('DB_PASSWORD', '...')), key-value attributes (.NET's <add key="ApiKey" value="..."/>) and
+# annotated assignments, where a type stands between the name and the value (Python's
+# `db_password: str = "..."`, TypeScript's `apiKey: string = '...'`).
 _NAME = r"[\w:.\-]*(?:" + "|".join(DENYLIST) + r")[\w.\-]*"
 KEYWORD_RULES = {**QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP, **CONFIG_DENYLIST_REGEX_TO_GROUP,
                  **GOLANG_DENYLIST_REGEX_TO_GROUP,
                  re.compile(rf"<{_NAME}>([^<\s]+)</", re.IGNORECASE): 1,
                  re.compile(rf"\([ \t]*[\"']{_NAME}[\"'][ \t]*,[ \t]*([\"'])([^\"'\s]+)\1[ \t]*\)", re.IGNORECASE): 2,
-                 re.compile(rf"[\"']{_NAME}[\"'][ \t]+value[ \t]*=[ \t]*([\"'])([^\"'\s]+)\1", re.IGNORECASE): 2}
+                 re.compile(rf"[\"']{_NAME}[\"'][ \t]+value[ \t]*=[ \t]*([\"'])([^\"'\s]+)\1", re.IGNORECASE): 2,
+                 re.compile(rf"{_NAME}[ \t]*:[ \t]*[\w.\[\]|, ]{{1,40}}?=[ \t]*([\"'])([^\"'\s]+)\1", re.IGNORECASE): 2}
 B64, HEX = Base64HighEntropyString(), HexHighEntropyString()
 # Run over the lower-cased text: a secret-sounding name, or a run of 20 base64 characters right
 # after a quote or an assignment (where the entropy rules could find something).
@@ -55,18 +60,23 @@ STOPWORDS = {
     "int", "bool", "any", "object", "secret", "password", "changeme", "redacted", "hidden", "masked", "secretstr",
 }
 ALGORITHMS = re.compile(r"(?i)(?:sha|md|hs|rs|es|ps|aes|base|utf|int|uint|float|argon|pbkdf|scrypt|bcrypt|crc|x)\d*")
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|%\(|%s|\$\{|\$\(|^<.*>$|^your[_\-]|^xxx|^\.\.\.|^\*\*\*", re.IGNORECASE)
+# Template syntax (a %s only as the whole value: a random password may hold those two characters),
+# <angle> and your_ placeholders, masks (xxx, ***) and elisions (sk-..., ...).
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|%\(|^%s$|\$\{|\$\(|^<.*>$|^your[_\-]|^xxx|^\.\.\.|\.\.\.$|^\*\*\*", re.IGNORECASE)
 _PATH = re.compile(r"(?:\.{0,2}/|~/|[A-Za-z]:\\)[\w.\-/\\]+")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # the name of the variable that holds the secret
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:[.:][A-Za-z_]\w*)+")  # attribute access, module:function
-_CAMEL = re.compile(r"[a-z]+[A-Z]")
-_BARE_VALUE = re.compile(r"[^\s;,)\]}'\"<>]+")
+# An unquoted value ends where a shell, a URL query, a connection string or Markdown's inline
+# code would end it, or at an escaped line break: YAML or .env text inside a string literal
+# ("secrets: drop\n  pii: keep") goes on after it.
+_BARE_VALUE = re.compile(r"(?:[^\s;,&)\]}'\"`<>\\]|\\(?![nrt]))+")
 _ENV_LINE = re.compile(r"[+\- ]?[ \t]*(?:export[ \t]+)?[A-Za-z_][\w.\-]*=[^\s=]\S*[ \t]*")
-_YAML_LINE = re.compile(r"[+\- ]?[ \t]*(?:-[ \t]+)?[\"']?[\w.\-]+[\"']?:[ \t]+[a-z]+[ \t]*(?:#.*)?")
 _KEY_BEFORE = re.compile(r"([A-Za-z_][\w.\-]*)[\"'\]]{0,2}[ \t]*(?:[:=]=?|=>|==)[ \t]*@?$")
+# A whole line `name = value`, `name: value`, or a shell's `NAME=value command` (the variable set
+# for one command).
 _BARE_ASSIGN = re.compile(r"[+\- ]?[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?[\"']?([A-Za-z_][\w.\-]*)[\"']?"
-                          r"[ \t]*[=:][ \t]*([A-Za-z0-9+/=_\-]{20,})[ \t]*")
+                          r"(?:[ \t]*[=:][ \t]*([A-Za-z0-9+/=_\-]{20,})[ \t]*|=([A-Za-z0-9+/=_\-]{20,})[ \t]+\S.*)")
 _ALGO_PREFIX = re.compile(r"(?i)(?:sha\d+|md5|h1)[-:]")
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _WORDLIKE = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{3,}(?![a-z])")
@@ -90,8 +100,10 @@ def find_in_line(line: str) -> list[tuple[str, int, int]]:
             out.append(("high_entropy", *m.span(2)))
     # Unquoted values (.env, INI, YAML): detect-secrets' entropy plugins require quotes.
     bare = _BARE_ASSIGN.fullmatch(line)
-    if bare and _random_enough(bare.group(2), bare.group(1)):
-        out.append(("high_entropy", *bare.span(2)))
+    if bare:
+        group = 2 if bare.group(2) else 3
+        if _random_enough(bare.group(group), bare.group(1)):
+            out.append(("high_entropy", *bare.span(group)))
     return out
 
 
@@ -135,6 +147,8 @@ def _plausible(value: str, key: str, quoted: bool, line: str) -> bool:
     words = _words(key)
     if value.lower() in STOPWORDS or value.lower() == key.lower() or (words and words[-1] in NOT_SECRET_WORDS):
         return False
+    if not_a_credential(value):
+        return False  # a mode, a type, a name (secrets: drop, auth="basic") or a stand-in (changeme)
     if "://" in value or _PATH.fullmatch(value) or _ENV_NAME.fullmatch(value):
         return False  # a URL (its password, if any, is found on its own), a path, a variable's name
     if quoted:
@@ -145,10 +159,9 @@ def _plausible(value: str, key: str, quoted: bool, line: str) -> bool:
     if _IDENT.fullmatch(value):
         if _ENV_LINE.fullmatch(line):
             return True  # KEY=value: a .env or shell file, where values are literals
-        if _CAMEL.match(value):
-            return False  # camelCase is a variable
-        has_digit = any(c.isdigit() for c in value)
-        return (has_digit and not ALGORITHMS.fullmatch(value)) or bool(_YAML_LINE.fullmatch(line))
+        # In code an unquoted name is another variable (password = password_2, key = cfg_v2);
+        # a random-looking one is a literal of YAML, INI or a connection string.
+        return not reads_as_words(value, numbers=True) and not ALGORITHMS.fullmatch(value)
     return True
 
 
@@ -178,7 +191,8 @@ def _made_of_words(value: str) -> bool:
     """A name (HiggsAudioV2TokenizerModel, org/Model-7B, CHECKPOINT_KEYS, tool_arg_key_b9d4): words
     cover at least 80% of it, which fewer than 1 in 1000 random base64 strings of 20-48 characters
     reach; or it is a lower-case slug with two whole words between its separators."""
-    if sum(len(w) for w in _WORDLIKE.findall(value)) >= 0.8 * len(value):
+    # Only pieces that could be words count: random letters make runs like khnxhtgk too.
+    if sum(len(w) for w in _WORDLIKE.findall(value) if looks_like_word(w)) >= 0.8 * len(value):
         return True
     return value.islower() and sum(bool(_LOWER_WORD.fullmatch(p)) for p in re.split(r"[_\-/]", value)) >= 2
 

@@ -35,6 +35,7 @@ from detect_secrets.plugins.twilio import TwilioKeyDetector
 
 from .assignments import MAX_LINE, TRIGGER as ASSIGNMENT_TRIGGER, find_in_line
 from .finding import Finding, allowed, merge
+from .words import is_placeholder_token, not_a_credential
 
 # Left out: Artifactory (its "AP[0-9A-F]..." password pattern matches CamelCase identifiers),
 # IBM, Cloudant and SoftLayer (keyword-and-length rules, slow on every line and rare), and
@@ -52,6 +53,11 @@ TOKEN_DETECTORS = [
 # password of a URL, an npm token); the others capture only a prefix such as "ghp", so for
 # them the whole match is the secret.
 VALUE_GROUP = {AWSKeyDetector, BasicAuthDetector, NpmDetector}
+# Detectors whose pattern starts with the name of the value: only the value is the secret, so the
+# name stays readable (AccountKey=<SECRET:azure_storage_key>).
+VALUE_AFTER = {AzureStorageKeyDetector: len("AccountKey=")}
+# npm's pattern runs to the end of the line; its value ends before a space or a quote.
+_VALUE_END = re.compile(r"[^\s'\"`]+")
 
 # Hand rules, each for a case detect-secrets 1.5 misses: (kind, pattern, group holding the secret).
 HAND_RULES = [
@@ -59,9 +65,11 @@ HAND_RULES = [
     ("github_token", re.compile(r"github_pat_[0-9A-Za-z_]{82}"), 0),
     # It has no Google detector.
     ("google_api_key", re.compile(r"AIza[0-9A-Za-z_\-]{35}"), 0),
-    # Its AWS secret key pattern requires quotes, so .env, INI and YAML lines pass.
-    ("aws_secret_key", re.compile(r"(?i:aws)[\w\-]{0,30}?(?i:secret)[\w\-]{0,30}[\"']?[ \t]*[=:][ \t]*[\"']?"
-                                  r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"), 1),
+    # Its AWS secret key pattern requires quotes, so .env, INI and YAML lines pass; and it needs
+    # "aws" on the line, which AWS's own field name (SecretAccessKey, in STS output and in the
+    # S3-compatible stores that copy it: MINIO_SECRET_ACCESS_KEY) does not have.
+    ("aws_secret_key", re.compile(r"(?:(?i:aws)[\w\-]{0,30}?(?i:secret)|(?i:secret[_\-]?access[_\-]?key))[\w\-]{0,30}"
+                                  r"[\"']?[ \t]*[=:][ \t]*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"), 1),
     # Its URL pattern needs a user name; redis://:password@host has none.
     ("url_password", re.compile(r"://:([^\s:/?#\[\]@!$&'()*+,;=]+)@"), 1),
     # Its Slack pattern knows xox? tokens, not app-level tokens.
@@ -73,10 +81,16 @@ HAND_RULES = [
     ("openai_key", re.compile(r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}"), 0),
     ("anthropic_key", re.compile(r"sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{80,}"), 0),
     ("huggingface_token", re.compile(r"hf_[A-Za-z0-9]{34}(?![A-Za-z0-9])"), 0),
+    # Its npm pattern knows tokens only on an .npmrc line; npm_ tokens are also set as NPM_TOKEN
+    # or NODE_AUTH_TOKEN in CI files and shells.
+    ("npm_token", re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"), 0),
     # Credentials in HTTP headers (curl lines, docs): not a quoted string of their own, so the
-    # entropy plugins never see them.
+    # entropy plugins never see them. The header's name and its value are written apart in as
+    # many ways as there are HTTP clients ("Authorization: Bearer", Go's Set("Authorization",
+    # "Bearer "), nginx's `Authorization "Basic `, Postman's "key": "Authorization", "value":),
+    # so the scheme may follow the name anywhere within a few words on its line.
     ("bearer_token", re.compile(
-        r"(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?(?i:bearer|basic|token)[ \t]+([A-Za-z0-9._~+/\-]{16,}=*)"), 1),
+        r"(?i:authorization)[^\n]{0,20}?(?<![A-Za-z])(?i:bearer|basic|token)[ \t]+([A-Za-z0-9._~+/\-]{16,}=*)"), 1),
 ]
 # Text every match of a slow detector (a class, or a hand rule by its kind) contains, looked
 # for in the lower-cased text (or searched for, when a pattern): most texts hold none, and a
@@ -84,7 +98,8 @@ HAND_RULES = [
 GATES = {
     AWSKeyDetector: ("akia", "asia", "abia", "acca", "a3t", "aws"), SlackDetector: ("xox", "hooks.slack"),
     StripeDetector: ("k_live_",), MailchimpDetector: ("-us",),
-    TelegramBotTokenDetector: re.compile(r":[\w\-]{35}"), "aws_secret_key": ("aws",),
+    TelegramBotTokenDetector: re.compile(r":[\w\-]{35}"),
+    "aws_secret_key": ("aws", "secretaccesskey", "secret_access_key", "secret-access-key"),
     "bearer_token": ("authorization",), "url_password": ("://:",),
 }
 PRIORITY = {"private_key": 100, "url_password": 70, "bearer_token": 60, "password": 50, "secret": 50,
@@ -95,7 +110,12 @@ PLACEHOLDER = re.compile(r"<(?:SECRET|PII|PHONE):\w+>")
 # be longer; a token cut short would leave its tail in the text, so matches run on to its end.
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-]*")
 _JWT_TAIL = re.compile(r"[A-Za-z0-9_\-.+/=]*")  # its pattern ends lazily, before the signature
-_PEM_BEGIN = re.compile("|".join(p.pattern for p in PrivateKeyDetector.denylist))
+# Its BEGIN patterns match the words alone, so code and docs that name a key's armour line
+# (a parser, this module) would lose everything up to the next blank line: an armour line always
+# starts with its dashes, so those are required. They leave out PKCS#8's encrypted form, which
+# still is the key, under a passphrase.
+_PEM_BEGIN = re.compile("|".join([("-{4,5} ?" + p.pattern) if p.pattern.startswith("BEGIN") else p.pattern
+                                  for p in PrivateKeyDetector.denylist] + ["-{5}BEGIN ENCRYPTED PRIVATE KEY"]))
 _PEM_END = re.compile(r"-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}|^Private-MAC: *\S*$", re.MULTILINE)
 _PEM_BODY_END = re.compile(r"\n[ \t+\-]*\n|$")  # without an END line: the key runs to a blank line
 PEM_MAX = 20_000  # an END further away than any key block is long belongs to something else
@@ -157,8 +177,18 @@ def _tokens(text: str, low: str | None) -> list[Finding]:
             start, end = m.span(group)
             if group == 0 and start > 0 and text[start - 1].isalnum():
                 continue
-            out.append(Finding(kind, start, _TOKEN_TAIL.match(text, end).end() if group == 0 else end))
+            f = Finding(kind, start, _TOKEN_TAIL.match(text, end).end() if group == 0 else end)
+            if not _stand_in(f, text[f.start:f.end]):
+                out.append(f)
     return out
+
+
+def _stand_in(f: Finding, value: str) -> bool:
+    """An example's token (ghp_xxxx...), or a URL's password that is a word or a stand-in
+    (postgres://user:password@localhost, amqp://guest:guest@...): see words.py."""
+    if f.kind in ("url_password", "bearer_token"):
+        return is_templated_secret(value) or value == "%s" or not_a_credential(value)
+    return is_placeholder_token(value)
 
 
 def _token(text: str, plugin, kind: str, m: re.Match) -> Finding | None:
@@ -167,9 +197,10 @@ def _token(text: str, plugin, kind: str, m: re.Match) -> Finding | None:
         value = m.group(1)
         if plugin is AWSKeyDetector:
             kind = "aws_secret_key"
-        if plugin is BasicAuthDetector and is_templated_secret(value):
-            return None  # scheme://user:<password>@host in docs
-        return Finding(kind, start, end)
+        if plugin is NpmDetector:
+            end = start + _VALUE_END.match(value).end()
+        f = Finding(kind, start, end)
+        return None if _stand_in(f, text[start:end]) else f  # scheme://user:<password>@host, user:password@
     start, end = m.span()
     if start > 0 and text[start - 1].isalnum():
         return None  # the middle of a longer word or hash, not a token
@@ -181,7 +212,9 @@ def _token(text: str, plugin, kind: str, m: re.Match) -> Finding | None:
             end -= 1
     else:
         end = _TOKEN_TAIL.match(text, end).end()
-    return Finding(kind, start, end)
+    start += VALUE_AFTER.get(plugin, 0)
+    f = Finding(kind, start, end)
+    return None if _stand_in(f, text[start:end]) else f
 
 
 def _assignments(text: str, low: str | None) -> list[Finding]:
