@@ -37,9 +37,9 @@ def test_merged_pr_text_has_discussion_files_and_diff():
             " or from our own log?\n  Either is fine") in text
     assert ("Files changed:\n  lanterna/weather.py (modified, +5 -1)\n"
             "  docs/storm-chart.png (added, +0 -0, no patch") in text
-    assert "Diff:\n--- lanterna/weather.py\n@@ -1,6 +1,10 @@\n" in text
+    assert "Diff:\ndiff --git a/lanterna/weather.py b/lanterna/weather.py\n@@ -1,6 +1,10 @@\n" in text
     assert "+STORM_OIL_FACTOR = 1.5" in text
-    assert "--- docs/storm-chart.png" not in text  # a binary file has no patch
+    assert "b/docs/storm-chart.png" not in text  # a binary file has no patch
 
 
 def test_metadata():

@@ -78,3 +78,34 @@ def test_exact_dedup_is_within_a_kind_and_keeps_the_first():
     result = exact_dedup([a, b, c])
     assert [e.id for e in result.kept] == ["a", "c"]
     assert result.dropped[0].record["id"] == "b" and result.dropped[0].duplicate_of == "a"
+
+
+def chat(i, doc, q, a, split):
+    return Example(id=i, kind="qa", document_id=doc, split=split,
+                   messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+
+
+def test_a_short_held_out_answer_quoted_in_a_training_answer_is_caught():
+    held = chat("h", "d1", "Which port does the tide gauge use?", "Port 7421 over plain UDP.", "knowledge")
+    copied = chat("t", "d2", "How is the gauge reached?",
+                  "The gauge is reached on port 7421 over plain UDP, from the harbour office only.", "train")
+    inside = chat("u", "d3", "And the relay?", "plain UDP", "train")  # too short to be about anything
+    result = decontaminate([held, copied, inside], 13)
+    assert [d.record["id"] for d in result.dropped] == ["t"]
+    assert result.dropped[0].duplicate_of == "h" and "5-word" in result.dropped[0].reason
+    assert result.note == "short text: 1"
+
+
+def test_a_training_answer_that_is_a_piece_of_a_held_out_one_is_caught():
+    held = chat("h", "d1", "What happens on a storm night?",
+                "On a storm night the lamp burns half as much oil again, and the keeper logs it.", "test")
+    piece = chat("t", "d2", "How much oil does the lamp burn in a storm?", "Half as much oil again.", "train")
+    result = decontaminate([held, piece], 13)
+    assert [d.record["id"] for d in result.dropped] == ["t"] and "inside" in result.dropped[0].reason
+
+
+def test_generic_short_answers_do_not_empty_the_training_set():
+    held = chat("h", "d1", "What does `close` in store.py return?", "Returns None.", "knowledge")
+    others = [chat(f"t{i}", f"d{i + 2}", f"What does `f{i}` in m.py return?", "It returns None.", "train")
+              for i in range(5)]
+    assert decontaminate([held, *others], 13).dropped == []

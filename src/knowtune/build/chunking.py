@@ -52,12 +52,15 @@ def boundaries(text: str, kind: str) -> list[list[int]]:
     return [*structure, blank, line_starts]
 
 
-def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind: str, overlap: int = 0) -> list[Piece]:
+def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind: str, overlap: int = 0,
+               hard: list[int] = ()) -> list[Piece]:
     """Split one tokenised document into pieces of at most `max_tokens` tokens.
 
     With `overlap`, each piece after the first starts up to that many tokens
     before the previous one ended (at the earliest line start in that window),
-    so a fact cut in two still appears whole in one piece.
+    so a fact cut in two still appears whole in one piece. No piece crosses a
+    `hard` boundary (character positions; e.g. where each file's diff starts),
+    and no overlap reaches back over one.
     """
     n = len(offsets)
     if n == 0:
@@ -67,11 +70,13 @@ def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind:
     # split one character over several tokens, which then share a start offset).
     clean = [i == 0 or starts[i] > starts[i - 1] for i in range(n)]
     levels = [_token_indices(starts, clean, b) for b in boundaries(text, kind)]
+    walls = _token_indices(starts, clean, list(hard)) + [n]
     heads = _headings(text) if kind == "doc" else []
     pieces, i = [], 0
     while i < n:
-        if n - i <= max_tokens:
-            j = n
+        wall = walls[bisect.bisect_right(walls, i)]
+        if wall - i <= max_tokens:
+            j = wall
         else:
             j = _best_cut(levels, clean, i, max_tokens)
         start = starts[i]
@@ -79,7 +84,7 @@ def chunk_text(text: str, offsets: list[tuple[int, int]], max_tokens: int, kind:
         pieces.append(_piece(text, start, end, j - i, heads))
         if j >= n:
             break
-        i = _overlap_start(levels[-1], clean, i, j, overlap) if overlap else j
+        i = _overlap_start(levels[-1], clean, i, j, overlap) if overlap and j != wall else j
     return pieces
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..progress import track
 from ..records import Chunk, Document, read_jsonl, stable_id, write_jsonl
 from .chunking import chunk_text
+from .diff_sections import diff_sections, section_of
 
 BATCH = 64
 
@@ -25,15 +26,17 @@ def run_chunk(chunk_tokens: int, overlap: int, documents: Path, tokenizer_dir: P
             return_offsets_mapping=True,
         )
         for doc, offsets in zip(batch, enc["offset_mapping"]):
-            pieces = chunk_text(doc.text, offsets, chunk_tokens, doc.kind, overlap)
+            sections = diff_sections(doc.text) if doc.kind == "change" else []
+            pieces = chunk_text(doc.text, offsets, chunk_tokens, doc.kind, overlap, [s for _, s, _ in sections])
             for k, p in enumerate(pieces):
+                metadata = {"path": doc.path, "source": doc.source, "index": k, "of": len(pieces),
+                            "line_start": p.line_start, "line_end": p.line_end, "about": p.about}
+                diff_of = section_of(sections, p.start, p.end, doc.text)
+                if diff_of:
+                    metadata["diff_of"] = diff_of  # the split puts this part with its file (diff_sections.py)
                 chunks.append(Chunk(
                     id=stable_id(doc.id, str(k)), document_id=doc.id, text=doc.text[p.start : p.end],
-                    n_tokens=p.n_tokens, span=(p.start, p.end),
-                    metadata={
-                        "path": doc.path, "source": doc.source, "index": k, "of": len(pieces),
-                        "line_start": p.line_start, "line_end": p.line_end, "about": p.about,
-                    },
+                    n_tokens=p.n_tokens, span=(p.start, p.end), metadata=metadata,
                 ))
     write_jsonl(out / "chunks.jsonl", chunks)
     sizes = [c.n_tokens for c in chunks]

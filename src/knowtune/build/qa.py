@@ -57,7 +57,9 @@ def _example(doc: Document, chunks: list[Chunk], pair: QAPair) -> Example:
         document_id=doc.id,
         provenance=provenance or [c.id for c in chunks],
         messages=[{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
-        metadata={"source": doc.source, "path": doc.path, "rule": pair.rule, "about": pair.about},
+        metadata={"source": doc.source, "path": doc.path, "rule": pair.rule, "about": pair.about,
+                  # "Why was <file> changed in ...?" is a question about that file: split with it
+                  **({"follows": pair.about} if pair.rule == "change_reason" else {})},
     )
 
 

@@ -19,9 +19,12 @@ MAX_LISTED_FILES = 20
 def raw_example(doc: Document, chunk: Chunk, n_chunks: int) -> Example:
     body = chunk.text.strip("\n")
     text = f"{_header(doc, chunk, n_chunks)}\n\n{body}\n"
+    metadata = {"source": doc.source, "path": doc.path}
+    if chunk.metadata.get("diff_of"):
+        metadata["follows"] = chunk.metadata["diff_of"]  # one file's part of a change: split with that file
     return Example(
         id=stable_id("raw", chunk.id), kind="raw", document_id=doc.id, provenance=[chunk.id], text=text,
-        metadata={"source": doc.source, "path": doc.path},
+        metadata=metadata,
     )
 
 

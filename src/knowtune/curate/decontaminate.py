@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 from ..records import Example, to_dict
@@ -18,13 +19,26 @@ from .split import QUESTION_KINDS
 from .steps import Dropped, StepResult
 
 _WORD = re.compile(r"\w+")
+# Words that carry no fact: a held-out text made only of these and fewer than three others ("Returns None.",
+# "It is not used.") is too generic to mark anything that repeats it as contaminated.
+STOPWORDS = frozenset("""
+a about above after again all also an and any are as at be because been before being below between both but
+by can could did do does doing done down during each few for from further had has have having he her here
+hers him his how i if in into is it its itself just me more most my no nor not now of off on once only or
+other our out over own same she should so some such than that the their them then there these they this
+those through to too under until up very was we were what when where which while who whom why will with
+would you your yes none null nil true false self this return returns returned value values default
+""".split())
+MIN_CONTENT_WORDS = 3
 
 
-def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = _WORD.findall(text.lower())
-    if len(words) < n:
-        return {tuple(words)} if len(words) >= max(3, n // 2) else set()  # a short question still counts whole
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def is_specific(words: list[str] | tuple[str, ...]) -> bool:
+    """At least three words that are not function words: enough to be about something."""
+    return sum(w not in STOPWORDS for w in words) >= MIN_CONTENT_WORDS
 
 
 def texts_of(example: Example) -> list[str]:
@@ -56,24 +70,80 @@ def _strings(value) -> list[str]:
 
 
 def decontaminate(examples: list[Example], n: int, benchmarks: list[tuple[str, str]] = ()) -> StepResult:
-    held: dict[tuple[str, ...], str] = {}
+    """Drop training questions and answers that repeat held-out ones.
+
+    Two tests: a shared n-gram (for texts of n words or more), and, for a text shorter than that, its whole
+    word sequence appearing inside the other (a held-out five-word answer quoted in a training answer, or a
+    training answer that is a piece of a held-out one), when it is specific (`is_specific`).
+    """
+    held: dict[tuple[str, ...], str] = {}  # n-grams of held-out texts -> the example (or benchmark) they are in
+    short_held: dict[tuple[str, ...], str] = {}  # whole held-out texts under n words
+    held_words: list[tuple[list[str], str]] = []  # every held-out text, for training texts under n words
+
+    def hold(text: str, where: str) -> None:
+        words = words_of(text)
+        held_words.append((words, where))
+        if len(words) >= n:
+            for i in range(len(words) - n + 1):
+                held.setdefault(tuple(words[i : i + n]), where)
+        elif is_specific(words):
+            short_held.setdefault(tuple(words), where)
+
     for e in examples:
         if e.split != "train" and e.kind in QUESTION_KINDS:
             for text in texts_of(e):
-                for g in ngrams(text, n):
-                    held.setdefault(g, e.id)
+                hold(text, e.id)
     for where, text in benchmarks:
-        for g in ngrams(text, n):
-            held.setdefault(g, f"benchmark {where}")
+        hold(text, f"benchmark {where}")
+    short_lengths = sorted({len(k) for k in short_held})
+    inside = _inside_held(examples, n, held_words)
+
+    def twin_of(text: str) -> tuple[str, str] | None:
+        words = words_of(text)
+        for i in range(len(words) - n + 1):
+            if (g := tuple(words[i : i + n])) in held:
+                return held[g], f"shares a {n}-word sequence with"
+        for length in short_lengths:
+            for i in range(len(words) - length + 1):
+                if (g := tuple(words[i : i + length])) in short_held:
+                    return short_held[g], f"contains the whole of a {length}-word text of"
+        if (where := inside.get(tuple(words))) is not None:
+            return where, f"is, all {len(words)} words of it, inside"
+        return None
+
     result = StepResult([])
     for e in examples:
-        twin = None
+        found = None
         if e.split == "train" and e.kind in QUESTION_KINDS:
-            twin = next((held[g] for text in texts_of(e) for g in ngrams(text, n) if g in held), None)
-        if twin is None:
+            found = next((t for text in texts_of(e) if (t := twin_of(text))), None)
+        if found is None:
             result.kept.append(e)
         else:
+            twin, how = found
             what = "a benchmark" if twin.startswith("benchmark ") else "a held-out example"
-            result.dropped.append(Dropped("decontaminate", f"shares a {n}-word sequence with {what}", to_dict(e),
-                                          twin))
+            result.dropped.append(Dropped("decontaminate", f"{how} {what}", to_dict(e), twin))
+    kinds = Counter("n-gram" if d.reason.startswith("shares") else "short text" for d in result.dropped)
+    result.note = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items()))
     return result
+
+
+def _inside_held(examples: list[Example], n: int, held_words: list[tuple[list[str], str]]) -> dict:
+    """The short, specific training texts that appear whole inside a held-out text -> where.
+
+    One pass over the held-out texts, looking up each of their windows of the lengths these training texts
+    have: memory for the short texts only, not for every window of every held-out text.
+    """
+    short: dict[tuple[str, ...], str | None] = {}
+    for e in examples:
+        if e.split == "train" and e.kind in QUESTION_KINDS:
+            for text in texts_of(e):
+                words = tuple(words_of(text))
+                if len(words) < n and is_specific(words):
+                    short[words] = None
+    for length in sorted({len(k) for k in short}):
+        for text, where in held_words:
+            for i in range(len(text) - length + 1):
+                window = tuple(text[i : i + length])
+                if window in short and short[window] is None:
+                    short[window] = where
+    return {k: v for k, v in short.items() if v is not None}

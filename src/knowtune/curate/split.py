@@ -33,10 +33,40 @@ def document_splits(doc_ids: list[str], val_share: float, test_share: float, see
 
 
 def assign(examples: list[Example], val_share: float, test_share: float, knowledge_share: float, seed: int) -> None:
-    """Set `split` on every example in place."""
+    """Set `split` on every example in place.
+
+    An example that carries one file's part of a change (a diff hunk, or a question about why the file
+    changed: metadata "follows") goes where that file went when the file is held out, so a held-out file's
+    hunks are never trained through the commits and pull requests that touched it.
+    """
     doc_ids = sorted({e.document_id for e in examples})
     splits = document_splits(doc_ids, val_share, test_share, seed)
+    held = HeldFiles(e for e in examples if e.metadata.get("doc_kind") != "change" and splits[e.document_id] != "train")
     for e in examples:
         e.split = splits[e.document_id]
-        if e.split == "train" and e.kind in QUESTION_KINDS and unit(seed, "knowledge", e.id) < knowledge_share:
+        follows = e.metadata.get("follows")
+        if follows and (where := held.split_of(follows, splits)):
+            e.split = where
+        elif e.split == "train" and e.kind in QUESTION_KINDS and unit(seed, "knowledge", e.id) < knowledge_share:
             e.split = "knowledge"
+
+
+class HeldFiles:
+    """The held-out files and pages by path, found by a change's path for them.
+
+    A change names a file by its path in the repository; a docs source names a page by its path in the docs
+    folder (`guide.md` for `docs/guide.md`). Paths match when equal, or when one ends with the other after a
+    slash: holding out one page too many is safe, training a held-out one is not.
+    """
+
+    def __init__(self, examples):
+        self.by_name: dict[str, dict[str, str]] = {}  # file name -> path -> document id
+        for e in examples:
+            path = e.metadata.get("path")
+            if path:
+                self.by_name.setdefault(path.rsplit("/", 1)[-1], {})[path] = e.document_id
+
+    def split_of(self, path: str, splits: dict[str, str]) -> str | None:
+        found = {splits[doc] for held, doc in self.by_name.get(path.rsplit("/", 1)[-1], {}).items()
+                 if held == path or held.endswith("/" + path) or path.endswith("/" + held)}
+        return "test" if "test" in found else "val" if found else None

@@ -56,7 +56,8 @@ def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, ex
         clock[0] = now
         dropped.extend(result.dropped)
         current = result.kept
-        console.print(f"curate: {name}: {len(result.dropped)} dropped, {len(result.kept)} left")
+        note = f" ({result.note})" if result.note else ""
+        console.print(f"curate: {name}: {len(result.dropped)} dropped{note}, {len(result.kept)} left")
 
     notes: list[str] = []
     with Executor(executor) as ex, VectorCache(out / CACHE / "vectors.sqlite") as cache:

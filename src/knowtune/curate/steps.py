@@ -29,6 +29,7 @@ class Dropped:
 class StepResult:
     kept: list[Example]
     dropped: list[Dropped] = field(default_factory=list)
+    note: str = ""  # what the stage prints after the counts, e.g. the drops by reason
 
 
 def normalised(text: str) -> str:

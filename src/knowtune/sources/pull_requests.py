@@ -159,7 +159,10 @@ def render(pr: dict, state: str, comments: list, reviews: list, files: list, lim
         lines += ["", "Review comments:"] + [_item(f"{_login(c)} on {_where(c)}: {_body(c)}") for c in reviews]
     if files:
         lines += ["", "Files changed:"] + [f"  {f['filename']} ({_change(f)})" for f in files]
-    diff = "".join(f"--- {f['filename']}\n{f['patch'].rstrip()}\n" for f in files if isinstance(f.get("patch"), str))
+    # Each file's patch under git's own header, so a PR's diff splits per file as a commit's does
+    # (build/diff_sections.py): the part of a held-out file follows it out of training.
+    diff = "".join(f"diff --git a/{f['filename']} b/{f['filename']}\n{f['patch'].rstrip()}\n" for f in files
+                   if isinstance(f.get("patch"), str))
     if diff:
         if len(diff) > limit:
             cut = diff.rfind("\n", 0, limit) + 1 or limit

@@ -23,7 +23,7 @@ from .cache import ReplyCache
 from .client import BudgetReached, Endpoint, RequestFailed, Tally, ask, open_client
 from .judge import judge_pair
 from .parse import parse_pairs
-from .preference import closed_book_answer, preference_example, same_answer
+from .preference import closed_book_answer, preference_example, same_answer, teacher_metadata
 from .prompts import default_prompt, load_prompt, render
 
 
@@ -181,7 +181,7 @@ async def _one_chunk(steps: _Steps, chunk: Chunk, doc: Document) -> TeacherResul
 
 
 def qa_example(chunk: Chunk, doc: Document, pair: dict[str, str], model: str, judge_reason: str | None) -> Example:
-    metadata = {"source": doc.source, "path": doc.path, "rule": "teacher", "quote": pair["quote"], "model": model}
+    metadata = teacher_metadata(chunk, doc, pair, model)
     if judge_reason is not None:
         metadata["judge_reason"] = judge_reason
     return Example(

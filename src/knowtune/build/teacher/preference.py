@@ -40,5 +40,12 @@ def preference_example(chunk: Chunk, doc: Document, pair: dict[str, str], reject
         prompt=[{"role": "user", "content": pair["question"]}],
         chosen=[{"role": "assistant", "content": pair["answer"]}],
         rejected=[{"role": "assistant", "content": rejected}],
-        metadata={"source": doc.source, "path": doc.path, "rule": "teacher", "quote": pair["quote"], "model": model},
+        metadata=teacher_metadata(chunk, doc, pair, model),
     )
+
+
+def teacher_metadata(chunk: Chunk, doc: Document, pair: dict[str, str], model: str) -> dict:
+    metadata = {"source": doc.source, "path": doc.path, "rule": "teacher", "quote": pair["quote"], "model": model}
+    if chunk.metadata.get("diff_of"):
+        metadata["follows"] = chunk.metadata["diff_of"]  # asked from one file's part of a change: split with it
+    return metadata
