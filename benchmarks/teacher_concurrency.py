@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from knowtune.build.teacher import generate
+from knowtune.examples.teacher import generate
 from knowtune.config import TeacherConfig
 from knowtune.records import Chunk, Document
 

@@ -46,7 +46,7 @@ def examples(n: int):
 
 
 def rows_of(tokenizer, chosen):
-    from knowtune.train.data import encode_example
+    from knowtune.chat import encode_example
 
     rows = [encode_example(tokenizer, e) for e in chosen]
     return [r for r in rows if len(r["input_ids"]) <= MAX_LENGTH]

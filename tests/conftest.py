@@ -65,7 +65,7 @@ def tiny_repo(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A byte-level BPE tokenizer trained on the fixture repository, as the scratch path builds it."""
-    from knowtune.build.tokenizer import train_bpe
+    from knowtune.examples.tokenizer import train_bpe
 
     texts = [p.read_text() for p in FIXTURE.rglob("*") if p.is_file() and p.suffix in (".py", ".md")]
     return train_bpe(texts, vocab_size=800)

@@ -37,8 +37,8 @@ class Stage:
 
 def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     # Imports inside: `knowtune --help` should not wait for torch.
-    from .build import run_chunk, run_examples, run_tokenizer
-    from .build.examples import CACHE, prompt_settings
+    from .examples import run_chunk, run_examples, run_tokenizer
+    from .examples.stage import CACHE, prompt_settings
     from .curate import run_curate
     from .evaluate import run_eval
     from .export import run_export
@@ -107,7 +107,7 @@ def report(cfg: Config, run: RunDir) -> tuple[Path, Path]:
 
 def dry_run(cfg: Config, force: bool = False) -> dict:
     """Ingest and chunk as usual, then estimate what teacher generation would send and cost."""
-    from .build import teacher_dry_run
+    from .examples import teacher_dry_run
 
     run = run_stages(cfg, ["ingest", "tokenizer", "chunk"], force)
     return teacher_dry_run(cfg.build, run.stage("ingest"), run.stage("chunk"), run.stage("tokenizer"),

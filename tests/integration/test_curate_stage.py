@@ -53,7 +53,7 @@ def raw(i: str, doc: str, text: str) -> Example:
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    from knowtune.build.tokenizer import train_bpe
+    from knowtune.examples.tokenizer import train_bpe
 
     rng = random.Random(7)
     tmp = tmp_path_factory.mktemp("curate")

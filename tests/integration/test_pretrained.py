@@ -8,8 +8,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from conftest import LLAMA3_TEMPLATE, make_pretrained, make_repo
 from knowtune.records import Example, read_jsonl
-from knowtune.train.chat_template import CHATML, IGNORE
-from knowtune.train.data import encode_example
+from knowtune.chat import CHATML, IGNORE, encode_example
 
 CONFIG = """
 name: pre

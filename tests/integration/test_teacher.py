@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from fake_openai import FakeOpenAI
-from knowtune.build.teacher import default_prompt, dry_run, generate
-from knowtune.build.teacher.cache import Reply, ReplyCache, load_replies
-from knowtune.build.teacher.prompts import render
+from knowtune.examples.teacher import default_prompt, dry_run, generate
+from knowtune.examples.teacher.cache import Reply, ReplyCache, load_replies
+from knowtune.examples.teacher.prompts import render
 from knowtune.config import ConfigError, JudgeConfig, TeacherConfig
 from knowtune.records import Chunk, Document, stable_id, write_jsonl
 
@@ -261,7 +261,7 @@ def test_dry_run_counts_prices_and_sees_the_cache(fake, tmp_path):
 KILLED_RUN = """
 import json, sys
 from pathlib import Path
-from knowtune.build.teacher import generate
+from knowtune.examples.teacher import generate
 from knowtune.config import TeacherConfig
 from knowtune.records import Chunk, read_jsonl
 from test_teacher import DOCS

@@ -8,7 +8,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import finish, make_pretrained, make_train_data, train_process
-from knowtune.build.tokenizer import load_pretrained
+from knowtune.examples.tokenizer import load_pretrained
 
 CPU_CONFIG = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu_2proc.yaml"
 

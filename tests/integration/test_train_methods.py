@@ -25,7 +25,7 @@ def config(tmp_path, **kw):
 def data(tmp_path, tokenizer_dir=None):
     from transformers import AutoTokenizer
 
-    from knowtune.build.tokenizer import load_pretrained
+    from knowtune.examples.tokenizer import load_pretrained
 
     tok = load_pretrained(str(tokenizer_dir or tmp_path / "base"))
     return make_train_data(tmp_path / "data", tok)
@@ -167,7 +167,7 @@ def test_every_method_with_every_preference_objective(tmp_path, method, objectiv
 
 def test_a_base_model_learns_its_new_chat_tokens_with_lora_and_nothing_else_of_the_embedding(tmp_path):
     """New ChatML tokens get embedding rows, and with adapters only those rows train."""
-    from knowtune.build.tokenizer import load_pretrained
+    from knowtune.examples.tokenizer import load_pretrained
 
     base = make_pretrained(tmp_path / "base", chat_template=None)
     original = AutoModelForCausalLM.from_pretrained(base).get_input_embeddings().weight.detach().clone()

@@ -3,9 +3,9 @@
 import pytest
 
 from conftest import CHATML_LIKE_BROKEN, make_pretrained, make_train_data
-from knowtune.build.tokenizer import load_pretrained
+from knowtune.examples.tokenizer import load_pretrained
 from knowtune.config import TrainConfig
-from knowtune.train.chat_template import CHATML
+from knowtune.chat import CHATML
 from knowtune.train.model import HardwareError, check_hardware
 from knowtune.train.preflight import PreflightError
 from knowtune.train.run import prepare

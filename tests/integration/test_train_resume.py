@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import finish, make_pretrained, make_train_data, train_process
-from knowtune.build.tokenizer import load_pretrained
+from knowtune.examples.tokenizer import load_pretrained
 from knowtune.train import checkpoints
 
 def train(cfg, dataset, tokenizer, out, wait=True):

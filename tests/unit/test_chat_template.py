@@ -3,8 +3,7 @@ import copy
 import pytest
 
 from knowtune.records import Example
-from knowtune.train.chat_template import IGNORE, MaskError, encode_chat, prompt_ids
-from knowtune.train.data import encode_example
+from knowtune.chat import IGNORE, MaskError, encode_chat, encode_example, prompt_ids
 
 CONV = [
     {"role": "system", "content": "You know the lighthouse."},
@@ -75,9 +74,9 @@ def test_llama3_template_trains_replies_and_eot_only(llama3_tokenizer):
 
 def test_a_system_prompt_in_the_template_is_rendered_but_not_trained(tmp_path):
     from conftest import make_pretrained
-    from knowtune.build.tokenizer import run_tokenizer
+    from knowtune.examples.tokenizer import run_tokenizer
     from knowtune.config import TokenizerConfig
-    from knowtune.train.chat_template import render
+    from knowtune.chat import render
     from transformers import AutoTokenizer
 
     prompt = 'You are "Keeper" {{ not a jinja block }}\nAnswer briefly.'

@@ -1,6 +1,6 @@
 import pytest
 
-from knowtune.build.chunking import chunk_text
+from knowtune.examples.chunking import chunk_text
 from conftest import FIXTURE
 
 CODE = "\n\n".join(

@@ -5,7 +5,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from knowtune.train import attention
-from knowtune.train.chat_template import IGNORE
+from knowtune.chat import IGNORE
 from knowtune.train.packing import Collator, pack
 from knowtune.train.trainers import trained_positions_loss
 

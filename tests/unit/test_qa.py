@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from knowtune.build.qa import QAPair, extract_qa, qa_examples
+from knowtune.examples.qa import QAPair, extract_qa, qa_examples
 from knowtune.records import Chunk, Document, stable_id
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "tinyrepo"

@@ -3,10 +3,10 @@ import time
 
 import pytest
 
-from knowtune.build.teacher.client import retry_after
-from knowtune.build.teacher.judge import parse_verdict
-from knowtune.build.teacher.parse import NotJSON, load_json, parse_pairs
-from knowtune.build.teacher.prompts import default_prompt, render
+from knowtune.examples.teacher.client import retry_after
+from knowtune.examples.teacher.judge import parse_verdict
+from knowtune.examples.teacher.parse import NotJSON, load_json, parse_pairs
+from knowtune.examples.teacher.prompts import default_prompt, render
 
 PASSAGE = """def take(item, n):
     \"\"\"Take n of item from the store; taking more than is left is refused.\"\"\"

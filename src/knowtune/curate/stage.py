@@ -14,8 +14,7 @@ from ..executor import Executor
 from ..progress import console, track
 from ..records import Example, atomic_write, read_jsonl, to_dict, write_json, write_jsonl
 from ..runs import StageError
-from ..train.chat_template import IGNORE
-from ..train.data import encode_example
+from ..chat import IGNORE, encode_example, load_tokenizer
 from . import split as splitting
 from .cache import VectorCache
 from .decontaminate import benchmark_texts, decontaminate
@@ -32,8 +31,6 @@ COSINE_EPS, STATIC_EPS = 0.003, 1e-4
 
 def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, examples_dir: Path,
                tokenizer_dir: Path, out: Path) -> dict:
-    from ..build import load_tokenizer
-
     tokenizer = load_tokenizer(tokenizer_dir)
     examples = list(read_jsonl(examples_dir / "examples.jsonl", Example))
     parts = {e.id: _parts(tokenizer, e) for e in track(examples, "measuring tokens")}

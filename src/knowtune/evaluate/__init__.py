@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import EvalConfig
 from ..records import Example, write_json, write_jsonl
-from ..train.data import answer_of, encode_example
+from ..chat import answer_of, encode_example
 from .generate import generate
 from .metrics import exact_match, f1
 from .perplexity import model_loss, unigram_loss

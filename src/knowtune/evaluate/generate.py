@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..progress import track
-from ..train.chat_template import prompt_ids, stop_ids
+from ..chat import prompt_ids, stop_ids
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from ..progress import track
-from ..train.chat_template import IGNORE
+from ..chat import IGNORE
 
 
 def targets(rows: list[dict]) -> list[int]:

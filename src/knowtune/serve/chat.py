@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..progress import quiet_libraries
-from ..train.chat_template import prompt_ids, stop_ids
+from ..chat import prompt_ids, stop_ids
 
 HELP = "Type a message and press Enter. /reset starts over, /exit (or Ctrl-D) leaves."
 

@@ -17,7 +17,7 @@ VENDORED_DIRS = {
     "vendor", "vendors", "node_modules", "third_party", "thirdparty", "third-party", "bower_components",
     ".venv", "venv", "site-packages", "__pycache__", ".git", ".tox", ".mypy_cache", ".pytest_cache",
 }
-# Only at the top of a repository: a nested build/ is as often source (knowtune has one) as output.
+# Only at the top of a repository: a nested build/ is as often source as output.
 GENERATED_TOP_DIRS = {"dist", "_build", "target", ".next", "coverage", "htmlcov"}
 GENERATED_SUFFIXES = (
     ".min.js", ".min.css", "_pb2.py", "_pb2_grpc.py", ".pb.go", ".pb.cc", ".pb.h", ".g.dart", ".map",

@@ -160,7 +160,7 @@ def render(pr: dict, state: str, comments: list, reviews: list, files: list, lim
     if files:
         lines += ["", "Files changed:"] + [f"  {f['filename']} ({_change(f)})" for f in files]
     # Each file's patch under git's own header, so a PR's diff splits per file as a commit's does
-    # (build/diff_sections.py): the part of a held-out file follows it out of training.
+    # (examples/diff_sections.py): the part of a held-out file follows it out of training.
     diff = "".join(f"diff --git a/{f['filename']} b/{f['filename']}\n{f['patch'].rstrip()}\n" for f in files
                    if isinstance(f.get("patch"), str))
     if diff:

@@ -7,7 +7,7 @@ import tempfile
 from typing import Any
 
 from ..config import TrainConfig
-from .chat_template import stop_ids
+from ..chat import stop_ids
 
 ADAPTER_METHODS = ("lora", "dora", "qlora")
 
@@ -52,7 +52,7 @@ def load_model(cfg: TrainConfig, tokenizer: Any):
     vocab = model.get_input_embeddings().weight.shape[0]
     new_tokens = list(range(vocab, len(tokenizer)))
     if new_tokens:
-        # New ChatML and pad tokens (see build/tokenizer.py) need rows of their own, and those rows train.
+        # New ChatML and pad tokens (see examples/tokenizer.py) need rows of their own, and those rows train.
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     model.generation_config.eos_token_id = stop_ids(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chat_template import IGNORE
+from ..chat import IGNORE
 
 
 def pack(rows: list[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:

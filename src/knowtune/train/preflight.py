@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import atomic_write
-from .chat_template import IGNORE, render, stop_ids
+from ..chat import IGNORE, render, stop_ids
 
 
 class PreflightError(ValueError):

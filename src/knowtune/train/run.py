@@ -13,13 +13,13 @@ from pathlib import Path
 
 from ..config import TrainConfig, learning_rate_for
 from ..progress import console, track
+from ..chat import encode_example, load_tokenizer
 from ..records import Example
 from ..config import stage_hash
 from ..distributed import barrier, is_main, world_size
 from ..runs import read_manifest
 from . import checkpoints, preflight
 from .callbacks import MetricsCallback, plot_losses
-from .data import encode_example
 from .model import ADAPTER_METHODS, count_parameters, load_model
 from .packing import pack
 from .trainers import common_args, preference_trainer, sft_trainer
@@ -52,7 +52,7 @@ def expected_template(cfg: TrainConfig) -> str | None:
         return None
     from transformers import AutoTokenizer
 
-    from .chat_template import with_system_prompt
+    from ..chat import with_system_prompt
 
     own = AutoTokenizer.from_pretrained(cfg.base_model).chat_template
     if own is None:
@@ -73,7 +73,6 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     """Everything up to the first step: data, preflight (printed, saved, refusals raised), model, trainer."""
     import torch
 
-    from ..build import load_tokenizer
     from ..curate import load_split
 
     if cfg.threads:

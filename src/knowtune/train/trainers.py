@@ -1,7 +1,7 @@
 """The TRL trainer for each objective, with the arguments every objective shares.
 
 SFT reads knowtune's own tokenised rows (the loss mask made by
-chat_template.encode_chat) and its packing collator; its loss is the model's
+chat.encode_chat) and its packing collator; its loss is the model's
 plain token-averaged cross-entropy (on packed batches with the LM head run only
 where a token is trained), not TRL's fused variant that also computes entropy
 and token accuracy over the whole vocabulary every step. DPO and ORPO
@@ -21,7 +21,7 @@ from trl import SFTTrainer
 
 from ..config import TrainConfig, learning_rate_for
 from . import attention
-from .chat_template import IGNORE
+from ..chat import IGNORE
 from .packing import Collator
 
 

@@ -1,4 +1,11 @@
-"""Chat rendering for training and inference, and the loss mask of a conversation.
+"""The run's tokenizer and chat format, shared by every stage that turns messages into tokens.
+
+Build counts tokens with it, curate measures lengths with it, train encodes
+examples with it, evaluate and serve render prompts with it: one module, so
+a prompt at inference is rendered exactly as the conversation was in
+training, and no stage imports another stage's code to get it.
+
+Chat rendering for training and inference, and the loss mask of a conversation.
 
 The mask is found by rendering the conversation prefix by prefix: the text an
 assistant turn adds after the generation prompt is what is trained. That works
@@ -13,7 +20,10 @@ control token typed inside a message stays text.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from .records import Example
 
 # ChatML, for models knowtune builds from scratch. An end-of-turn token that is
 # the EOS token makes generation stop where training taught the turn to end.
@@ -144,3 +154,42 @@ def _stop_ids(tokenizer: Any) -> set[int]:
 
 def _is_blank(tokenizer: Any, token_id: int) -> bool:
     return tokenizer.decode([token_id]).strip() == ""
+
+
+# --- examples as the model trains on them ------------------------------------
+# Curate counts tokens with this same function, so a length filter measures exactly the sequence training sees.
+
+
+def load_tokenizer(folder: Path):
+    """The tokenizer the tokenizer stage saved (with its chat template)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def encode_example(tokenizer: Any, example: Example) -> dict[str, list[int]]:
+    """Token ids and labels of an example, untrained tokens masked with IGNORE."""
+    if example.kind == "raw":
+        ids = encode_text(tokenizer, example.text or "")
+        return {"input_ids": ids, "labels": list(ids)}
+    if example.kind in ("instruction", "qa"):
+        ids, mask = encode_chat(tokenizer, example.messages or [])
+        return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask)]}
+    if example.kind == "preference":
+        # Counted as prompt + chosen reply; preference trainers tokenise the pair themselves.
+        ids, mask = encode_chat(tokenizer, (example.prompt or []) + (example.chosen or []))
+        return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask)]}
+    raise ValueError(f"example {example.id}: unknown kind {example.kind!r}")
+
+
+def question_of(example: Example) -> str | None:
+    """The last user message of a chat example: what a held-out question is compared by."""
+    messages = example.messages or example.prompt or []
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return users[-1] if users else None
+
+
+def answer_of(example: Example) -> str | None:
+    messages = example.messages or []
+    replies = [m["content"] for m in messages if m["role"] == "assistant"]
+    return replies[-1] if replies else None

@@ -106,7 +106,8 @@ def prompt_settings(cfg: BuildConfig) -> dict:
 
 
 def teacher_dry_run(cfg: BuildConfig, documents: Path, chunks_dir: Path, tokenizer_dir: Path, out: Path) -> dict:
-    from . import load_tokenizer, teacher
+    from ..chat import load_tokenizer
+    from . import teacher
 
     if cfg.teacher is None:
         raise ConfigError("build.teacher is not configured: there is nothing to estimate")

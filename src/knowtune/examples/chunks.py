@@ -14,7 +14,7 @@ BATCH = 64
 
 
 def run_chunk(chunk_tokens: int, overlap: int, documents: Path, tokenizer_dir: Path, out: Path) -> dict:
-    from . import load_tokenizer
+    from ..chat import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir)
     docs = list(read_jsonl(documents / "documents.jsonl", Document))

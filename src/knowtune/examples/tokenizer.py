@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import TokenizerConfig
 from ..records import Document, Example, read_jsonl
-from ..train.chat_template import CHATML, CHATML_TOKENS, with_system_prompt
+from ..chat import CHATML, CHATML_TOKENS, with_system_prompt
 
 
 def run_tokenizer(base_model: str, cfg: TokenizerConfig, documents: Path, out: Path,
