@@ -1,14 +1,19 @@
-"""A repository's change history: one document per commit, with its message, files and diff."""
+"""A repository's change history: one document per commit, with its message, files and diff.
+
+The repository is a folder or a git bundle (one file, read through a clone: see bundle.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import subprocess
+from pathlib import Path
 from typing import Iterator
 
 from ..config import GitSource
 from ..records import Document, Skipped, stable_id
+from . import bundle
 from .gitcmd import SourceError, git
 from .git_diffs import BIG_FILES, diffs
 from .guard import guarded
@@ -21,9 +26,9 @@ def label(src: GitSource) -> str:
     return f"git:{src.path.name}"
 
 
-def _check(src: GitSource) -> None:
-    if not src.path.is_dir():
-        raise SourceError(f"sources: git path {src.path} is not a folder")
+def _root(src: GitSource) -> Path:
+    """Where git runs: the folder, or the bundle's clone (a clear error for a path that is neither)."""
+    return bundle.root_of(src.path, "git")
 
 
 def _revisions(src: GitSource) -> list[str]:
@@ -33,11 +38,14 @@ def _revisions(src: GitSource) -> list[str]:
 
 def _resolve(src: GitSource) -> str:
     """The commits the range's ends name (git rev-parse output); a clear error when they name none."""
-    _check(src)
+    root = _root(src)
     rev = src.range or "HEAD"
     res = None if rev.startswith("-") else subprocess.run(
-        ["git", "-C", str(src.path), "rev-parse", rev, "--"], capture_output=True)
+        ["git", "-C", str(root), "rev-parse", rev, "--"], capture_output=True)
     if res is None or res.returncode != 0:
+        if src.range is None and root != src.path:  # a bundle of several branches that names none as its HEAD
+            raise SourceError(f"sources: git bundle {src.path} has no HEAD; set range to one of its branches "
+                              f"({', '.join(bundle.branches(root)) or 'it has none'})")
         why = res.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if res else []
         what = f"range {rev!r} names no commits (expected a branch, tag or A..B)" if src.range else "no commits"
         raise SourceError(f"sources: git {src.path}: {what}" + (f" ({why[0]})" if why else ""))
@@ -52,18 +60,19 @@ def fingerprint(src: GitSource) -> str:
 
 def read(src: GitSource) -> Iterator[Document | Skipped]:
     _resolve(src)
+    root = _root(src)
     source = label(src)
-    headers = git(src.path, "log", *_revisions(src), f"--format={_HEADER}", "--")
-    numstat = _numstats(src)
-    patches = diffs(src.path, _revisions(src), src.max_diff_chars)
+    headers = git(root, "log", *_revisions(src), f"--format={_HEADER}", "--")
+    numstat = _numstats(src, root)
+    patches = diffs(root, _revisions(src), src.max_diff_chars)
     for block in headers.split("\x1e"):
         block = block.strip("\n")
         if block:
             sha = block.split("\x1f", 1)[0]
-            yield guarded(sha, source, lambda block=block: _commit(src, source, block, numstat, patches))
+            yield guarded(sha, source, lambda block=block: _commit(src, root, source, block, numstat, patches))
 
 
-def _commit(src: GitSource, source: str, block: str, numstat: dict, patches: dict) -> Document:
+def _commit(src: GitSource, root: Path, source: str, block: str, numstat: dict, patches: dict) -> Document:
     sha, date, author, email, parents, subject, body = block.split("\x1f")
     files = numstat.get(sha, [])
     diff, length = patches.get(sha, ("", 0))
@@ -72,7 +81,7 @@ def _commit(src: GitSource, source: str, block: str, numstat: dict, patches: dic
                 "merge": merge}
     if merge:
         # git log shows no diff for a merge; what it brought in is its difference from the first parent.
-        files = _merge_files(src, sha)
+        files = _merge_files(root, sha)
         metadata["merged_branch"] = merged_branch(subject)
     metadata["files"] = [f["path"] for f in files]
     text = render(sha, date[:10], subject, body.strip(), files, diff, src.max_diff_chars, merge, length)
@@ -103,9 +112,9 @@ def render(sha, date, subject, body, files, diff, limit, merge, length=None) -> 
     return "\n".join(lines) + "\n"
 
 
-def _numstats(src: GitSource) -> dict[str, list[dict]]:
+def _numstats(src: GitSource, root: Path) -> dict[str, list[dict]]:
     # With git's big-file threshold a huge file is counted as binary ("-") instead of diffed line by line.
-    out = git(src.path, "-c", BIG_FILES, "log", *_revisions(src), "--numstat", "--format=%x1e%H", "--")
+    out = git(root, "-c", BIG_FILES, "log", *_revisions(src), "--numstat", "--format=%x1e%H", "--")
     stats: dict[str, list[dict]] = {}
     for block in out.split("\x1e")[1:]:
         lines = block.strip("\n").split("\n")
@@ -134,8 +143,8 @@ def merged_branch(subject: str) -> str | None:
     return next((v for v in m.groupdict().values() if v), None) if m else None
 
 
-def _merge_files(src: GitSource, sha: str) -> list[dict]:
-    out = git(src.path, "diff", "--name-status", "-z", f"{sha}^1", sha, "--")
+def _merge_files(root: Path, sha: str) -> list[dict]:
+    out = git(root, "diff", "--name-status", "-z", f"{sha}^1", sha, "--")
     fields = out.split("\0")
     files, i = [], 0
     while i < len(fields) and fields[i]:

@@ -2,7 +2,8 @@
 
 The snapshot is the working tree as it is now (ref: None), or a branch, tag or
 commit read straight from git's object store: no checkout, so the working
-tree, and whatever the user has uncommitted in it, is never touched.
+tree, and whatever the user has uncommitted in it, is never touched. A git
+bundle (one file, see bundle.py) has no working tree: ref None reads its HEAD.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable, Iterator
 
 from ..config import RepoSource
 from ..records import Document, Skipped, stable_id
+from . import bundle
 from .files import (decode_text, glob_filter, is_doc, is_git_worktree, language_of, list_files,
                     skip_reason_by_name)
 from .gitcmd import SourceError, git, head_date
@@ -34,8 +36,8 @@ def label(src: RepoSource) -> str:
 
 
 def candidates(src: RepoSource) -> tuple[list[str], list[Skipped]]:
-    _check(src)
-    listed = list_files(src.path) if src.ref is None else list(_tree(src.path, resolve(src)))
+    root = bundle.root_of(src.path, "repo")
+    listed = list_files(root) if _snapshot_ref(src) is None else list(_tree(root, resolve(src)))
     kept, excluded = glob_filter(listed, src.include, src.exclude)
     skipped = [Skipped(p, "excluded by include/exclude globs", label(src)) for p in excluded]
     return kept, skipped
@@ -43,7 +45,7 @@ def candidates(src: RepoSource) -> tuple[list[str], list[Skipped]]:
 
 def fingerprint(src: RepoSource) -> str:
     """Content hash of every candidate file (not modification times: a touched file is unchanged)."""
-    if src.ref is not None:
+    if _snapshot_ref(src) is not None:
         # A commit's content never changes, so its sha stands for it; the settings choose what of it is read.
         settings = json.dumps([src.include, src.exclude, src.max_file_bytes])
         return resolve(src)[:16] + ":" + hashlib.sha256(settings.encode()).hexdigest()[:8]
@@ -55,15 +57,16 @@ def fingerprint(src: RepoSource) -> str:
 
 def read(src: RepoSource, paths: list[str]) -> Iterator[Document | Skipped]:
     source = label(src)
-    if src.ref is None:
+    if _snapshot_ref(src) is None:
         date = head_date(src.path) or _newest_mtime(src.path, paths)
         for rel in paths:
             yield guarded(rel, source, lambda rel=rel: _from_worktree(src, rel, {"date": date}))
         return
+    root = bundle.root_of(src.path, "repo")
     sha = resolve(src)
-    meta = {"date": git(src.path, "log", "-1", "--format=%cs", sha).strip(), "commit": sha}
-    tree = _tree(src.path, sha)
-    with _BlobReader(src.path) as blobs:
+    meta = {"date": git(root, "log", "-1", "--format=%cs", sha).strip(), "commit": sha}
+    tree = _tree(root, sha)
+    with _BlobReader(root) as blobs:
         for rel in paths:
             mode, oid, size = tree[rel]
             if mode == "120000":
@@ -128,16 +131,27 @@ def _cap(rel: str, max_bytes: int) -> int:
 
 def resolve(src: RepoSource) -> str:
     """The commit sha `src.ref` names; a clear error when it names none."""
-    ref = src.ref or "HEAD"
-    if not is_git_worktree(src.path):
+    ref = _snapshot_ref(src) or "HEAD"
+    root = bundle.root_of(src.path, "repo")
+    if root == src.path and not is_git_worktree(root):
         raise SourceError(f"sources: repo {src.path} is not a git repository, so ref {ref!r} cannot be read")
     # A ref starting with "-" would be taken for an option.
     res = None if ref.startswith("-") else subprocess.run(
-        ["git", "-C", str(src.path), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True
     )
     if res is None or res.returncode != 0:
+        if src.ref is None and root != src.path:  # a bundle of several branches that names none as its HEAD
+            raise SourceError(f"sources: repo bundle {src.path} has no HEAD; set ref to one of its branches "
+                              f"({', '.join(bundle.branches(root)) or 'it has none'})")
         raise SourceError(f"sources: repo {src.path} has no branch, tag or commit {ref!r}")
     return res.stdout.decode().strip()
+
+
+def _snapshot_ref(src: RepoSource) -> str | None:
+    """The ref read from git's object store, or None for the working tree, which a bundle does not have."""
+    if src.ref is None and not src.path.is_dir() and bundle.is_bundle(src.path):
+        return "HEAD"
+    return src.ref
 
 
 def _tree(root: Path, sha: str) -> dict[str, tuple[str, str, int]]:
@@ -199,7 +213,3 @@ def _newest_mtime(root: Path, paths: list[str]) -> str:
     newest = max((os.lstat(root / p).st_mtime for p in paths if os.path.lexists(root / p)), default=0)
     return datetime.fromtimestamp(newest, tz=timezone.utc).strftime("%Y-%m-%d")
 
-
-def _check(src: RepoSource) -> None:
-    if not src.path.is_dir():
-        raise SourceError(f"sources: repo path {src.path} is not a folder")

@@ -1,0 +1,3 @@
+module orrinvale.example/brindlemark/ventd
+
+go 1.22
