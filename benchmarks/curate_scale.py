@@ -26,6 +26,7 @@ from semantic_dedup import corpus  # noqa: E402
 from knowtune.config import CurateConfig, ExecutorConfig  # noqa: E402
 from knowtune.curate.stage import run_curate  # noqa: E402
 from knowtune.records import Example, write_jsonl  # noqa: E402
+from knowtune.settings import CurateSettings  # noqa: E402
 
 TOKENIZER = Path(__file__).parent / "data" / "train_speed" / "tokenizer"
 
@@ -38,8 +39,9 @@ def run(n: int) -> float:
                             metadata={"doc_kind": "code" if "\n" in t else "doc"}) for i, t in enumerate(texts)]
         write_jsonl(tmp / "examples" / "examples.jsonl", examples)
         start = time.perf_counter()
-        counts = run_curate(CurateConfig(max_tokens=4096, leak_check="drop"), [], ExecutorConfig(), tmp / "examples", TOKENIZER,
-                            tmp / "out")
+        settings = CurateSettings(curate=CurateConfig(max_tokens=4096, leak_check="drop"), allow=[],
+                                  executor=ExecutorConfig())
+        counts = run_curate(settings, tmp / "examples", TOKENIZER, tmp / "out")
         seconds = time.perf_counter() - start
         steps = [ln for ln in (tmp / "out" / "log.txt").read_text().splitlines() if ln.endswith(" s")]
     print(f"{n} chunks: {seconds:.0f} s in all ({n / seconds:.0f} chunks/s), {counts['examples']} kept; "

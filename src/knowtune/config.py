@@ -161,9 +161,7 @@ class JudgeConfig(Strict):
 
 class BuildConfig(Strict):
     tokenizer: TokenizerConfig = TokenizerConfig()
-    # None: leave room under train.max_length for the instruction wrapped
-    # around a chunk, so the templated example built from it still fits.
-    chunk_tokens: int | None = Field(None, gt=16)
+    chunk_tokens: int | None = Field(None, gt=16)  # None: train.max_length - 64 (settings.chunk_tokens)
     chunk_overlap: int = Field(0, ge=0)  # tokens a chunk repeats from the end of the one before
     raw: bool = True
     instructions: bool = True
@@ -405,24 +403,22 @@ class Config(Strict):
     sweep: SweepConfig = SweepConfig()  # `knowtune sweep`
 
     @model_validator(mode="after")
-    def _cross_stage_defaults(self) -> "Config":
-        # Filled in here, once, so every later stage reads a plain number and
-        # the stage's config hash changes when the value it depends on does.
-        if self.curate.max_tokens is None:
-            self.curate.max_tokens = self.train.max_length
-        if self.build.chunk_tokens is None:
-            self.build.chunk_tokens = max(32, self.train.max_length - 64)
-        if self.eval.max_new_tokens is None:
-            self.eval.max_new_tokens = self.train.max_length
-        if self.build.chunk_overlap >= self.build.chunk_tokens // 2:
-            raise ValueError(
-                f"build.chunk_overlap {self.build.chunk_overlap} must be under half of chunk_tokens {self.build.chunk_tokens}"
-            )
+    def _consistent(self) -> "Config":
+        # Defaults that come from other settings are derived by settings.py on every run, not stored here, so
+        # `knowtune run runs/x train.max_length=1024` derives them again from the new value.
+        chunk = chunk_tokens(self)
+        if self.build.chunk_overlap >= chunk // 2:
+            raise ValueError(f"build.chunk_overlap {self.build.chunk_overlap} must be under half of chunk_tokens {chunk}")
         return self
 
     @property
     def run_dir(self) -> Path:
         return self.runs_dir / self.name
+
+
+def chunk_tokens(cfg: Config) -> int:
+    """build.chunk_tokens, or room under train.max_length for the instruction wrapped around a chunk."""
+    return cfg.build.chunk_tokens or max(32, cfg.train.max_length - 64)
 
 
 def learning_rate_for(train: TrainConfig) -> float:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config
 from .config_file import dump_config
-from .distributed import is_main
+from .distributed import barrier, is_main
 from .progress import console, quiet_libraries
 from .records import atomic_write
 from .runs import RunDir, input_hash, run_stage
@@ -24,56 +23,48 @@ COMMANDS = {
     "export": ["export"],
 }
 ORDER = [stage for stages in COMMANDS.values() for stage in stages]
+# Stages every process of a distributed launch runs; the others only the main process runs, once (one
+# pseudonym salt, one dataset), while the rest wait for it.
+EVERY_PROCESS = {"train"}
 
 
 @dataclass
 class Stage:
     name: str
-    settings: Any  # what the stage's config hash covers
+    settings: Any  # what the stage's manifest hashes, and what its function receives: the same value
     upstream: list[str]  # stages whose outputs it reads
-    run: Callable[[], dict]
+    run: Callable[[Any], dict]  # called with `settings`; it closes over folders only, never over the config
     exclude: tuple[str, ...] = ()  # output subfolders not part of the artifact (checkpoints)
 
 
 def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     # Imports inside: `knowtune --help` should not wait for torch.
-    from .examples import run_chunk, run_examples, run_tokenizer
-    from .examples.stage import CACHE, prompt_settings
     from .curate import run_curate
     from .evaluate import run_eval
+    from .examples import run_chunk, run_examples, run_tokenizer
+    from .examples.stage import CACHE
     from .export import run_export
+    from .settings import stage_settings
     from .sources import run_ingest
     from .train import run_train
 
     d = run.stage
-    b = cfg.build
-    examples_settings = {
-        **b.model_dump(mode="json", include={"raw", "instructions", "qa", "teacher", "judge", "preference"}),
-        "prompts": prompt_settings(b),
-    }
-    return {s.name: s for s in [
-        Stage("ingest", {"sources": [s.model_dump(mode="json") for s in cfg.sources], **cfg.ingest.model_dump()},
-              [], lambda: run_ingest(cfg.sources, cfg.ingest, d("ingest"))),
-        Stage("tokenizer", {"base_model": cfg.train.base_model, "system_prompt": cfg.train.system_prompt,
-                            **b.tokenizer.model_dump()},
-              ["ingest"] if cfg.train.base_model == "scratch" else [],
-              lambda: run_tokenizer(cfg.train.base_model, b.tokenizer, d("ingest"), d("tokenizer"),
-                                    cfg.train.system_prompt)),
-        Stage("chunk", {"chunk_tokens": b.chunk_tokens, "chunk_overlap": b.chunk_overlap}, ["ingest", "tokenizer"],
-              lambda: run_chunk(b.chunk_tokens, b.chunk_overlap, d("ingest"), d("tokenizer"), d("chunk"))),
-        Stage("examples", examples_settings, ["ingest", "chunk"],
-              lambda: run_examples(b, d("ingest"), d("chunk"), d("examples")), exclude=(CACHE,)),
-        Stage("curate", {**cfg.curate.model_dump(mode="json"), "allow": cfg.ingest.redact.allow}, ["examples", "tokenizer"],
-              lambda: run_curate(cfg.curate, cfg.ingest.redact.allow, cfg.executor, d("examples"), d("tokenizer"),
-                                 d("curate")),
+    s = stage_settings(cfg)
+    return {stage.name: stage for stage in [
+        Stage("ingest", s["ingest"], [], lambda x: run_ingest(x, d("ingest"))),
+        Stage("tokenizer", s["tokenizer"], ["ingest"] if s["tokenizer"].base_model == "scratch" else [],
+              lambda x: run_tokenizer(x, d("ingest"), d("tokenizer"))),
+        Stage("chunk", s["chunk"], ["ingest", "tokenizer"], lambda x: run_chunk(x, d("ingest"), d("tokenizer"), d("chunk"))),
+        Stage("examples", s["examples"], ["ingest", "chunk"],
+              lambda x: run_examples(x, d("ingest"), d("chunk"), d("examples")), exclude=(CACHE,)),
+        Stage("curate", s["curate"], ["examples", "tokenizer"],
+              lambda x: run_curate(x, d("examples"), d("tokenizer"), d("curate")),
               # Not what later stages read: timings and pids, and reasons that quote the settings.
               exclude=("cache", "log.txt", "excluded.jsonl")),
-        Stage("train", cfg.train, ["curate", "tokenizer"],
-              lambda: run_train(cfg.train, d("curate"), d("tokenizer"), d("train")), exclude=("checkpoints",)),
-        Stage("eval", cfg.eval, ["curate", "train"],
-              lambda: run_eval(cfg.eval, d("curate"), d("train") / "model", d("eval"))),
-        Stage("export", cfg.export, ["train"],
-              lambda: run_export(cfg.export, d("train") / "model", d("export"))),
+        Stage("train", s["train"], ["curate", "tokenizer"],
+              lambda x: run_train(x, d("curate"), d("tokenizer"), d("train")), exclude=("checkpoints",)),
+        Stage("eval", s["eval"], ["curate", "train"], lambda x: run_eval(x, d("curate"), d("train") / "model", d("eval"))),
+        Stage("export", s["export"], ["train"], lambda x: run_export(x, d("train") / "model", d("export"))),
     ]}
 
 
@@ -82,20 +73,22 @@ def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
     run.root.mkdir(parents=True, exist_ok=True)
     if is_main():
         atomic_write(run.config_file, dump_config(cfg))
-    if cfg.train.base_model == "scratch":
-        # Nothing is fetched from a hub unless the config names a hub id.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     plan = stages(cfg, run)
     quiet_libraries()
     for name in names:
         stage = plan[name]
+        if name not in EVERY_PROCESS and not is_main():
+            barrier()  # under a distributed launch the main process runs it; this one reads what it wrote
+            continue
         if name == "ingest":
             from .sources import fingerprint
 
-            inputs = {"sources": fingerprint(cfg.sources)}
+            inputs = {"sources": fingerprint(stage.settings.sources)}
         else:
             inputs = {up: input_hash(run.stage(up), up) for up in stage.upstream}
         run_stage(name, run.stage(name), stage.settings, inputs, stage.run, console, force, stage.exclude)
+        if name not in EVERY_PROCESS:
+            barrier()
     return run
 
 

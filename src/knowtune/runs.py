@@ -134,18 +134,20 @@ def run_stage(
     folder: Path,
     settings: Any,
     inputs: dict[str, str],
-    fn: Callable[[], dict[str, Any]],
+    fn: Callable[[Any], dict[str, Any]],
     console: Console,
     force: bool = False,
     exclude: tuple[str, ...] = (),
 ) -> dict:
-    """Run `fn` unless its settings and inputs match the last finished run; return the manifest."""
+    """Run `fn(settings)` unless its settings and inputs match the last finished run; return the manifest.
+
+    `fn` gets the very value the manifest hashes, so what the stage reads is what decides whether it reruns."""
     settings_hash = stage_hash(settings)
     if not force and is_fresh(folder, settings_hash, inputs, exclude):
         console.print(f"[dim]{name}: unchanged, skipped[/dim]")
         return read_manifest(folder)
     if not is_main():  # another process of a distributed launch: it trains, the main process writes
-        fn()
+        fn(settings)
         return {}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
@@ -153,7 +155,7 @@ def run_stage(
         stale.unlink()
     console.print(f"[bold]{name}[/bold]: running")
     start = time.perf_counter()
-    counts = fn() or {}
+    counts = fn(settings) or {}
     seconds = time.perf_counter() - start
     outputs = hash_outputs(folder, exclude)
     manifest = {

@@ -13,6 +13,7 @@ from knowtune.config import CurateConfig, ExecutorConfig
 from knowtune.curate import run_curate
 from knowtune.curate.minhash import jaccard
 from knowtune.records import Example, read_jsonl, write_jsonl
+from knowtune.settings import CurateSettings
 from knowtune.runs import StageError
 
 WORDS = ("lamp wick oil keeper storm harbour store order crown night reserve supplier glass mantle barrel "
@@ -84,9 +85,13 @@ def planted(tmp_path_factory):
     return tmp, examples, truth
 
 
-def curate(tmp: Path, out: str, **settings) -> tuple[dict, dict[str, dict]]:
-    cfg = CurateConfig(max_tokens=4096, leak_check="drop", **settings)
-    counts = run_curate(cfg, [], ExecutorConfig(), tmp / "examples", tmp / "tokenizer", tmp / out)
+def settings(cfg: CurateConfig, executor: ExecutorConfig = ExecutorConfig()) -> CurateSettings:
+    return CurateSettings(curate=cfg, allow=[], executor=executor)
+
+
+def curate(tmp: Path, out: str, **changed) -> tuple[dict, dict[str, dict]]:
+    cfg = CurateConfig(max_tokens=4096, leak_check="drop", **changed)
+    counts = run_curate(settings(cfg), tmp / "examples", tmp / "tokenizer", tmp / out)
     excluded = {row["id"]: row for row in read_jsonl(tmp / out / "excluded.jsonl")}
     return counts, excluded
 
@@ -141,7 +146,7 @@ def test_held_out_questions_copied_into_training_qa_are_removed_but_raw_text_sta
 def test_a_secret_past_ingest_fails_the_stage_loudly_by_default(planted, tmp_path):
     tmp, _, _ = planted
     with pytest.raises(StageError, match="1 examples still hold a secret"):
-        run_curate(CurateConfig(max_tokens=4096), [], ExecutorConfig(), tmp / "examples", tmp / "tokenizer",
+        run_curate(settings(CurateConfig(max_tokens=4096)), tmp / "examples", tmp / "tokenizer",
                    tmp_path / "out")
     assert json.loads((tmp_path / "out" / "excluded.jsonl").read_text().splitlines()[0])["step"] == "leak_check"
 
@@ -191,7 +196,7 @@ def test_a_dask_cluster_of_two_workers_gives_the_same_dataset_byte_for_byte(plan
     curate(tmp, "local")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         cfg = CurateConfig(max_tokens=4096, leak_check="drop")
-        run_curate(cfg, [], ExecutorConfig(kind="dask", address=cluster.scheduler_address), tmp / "examples",
+        run_curate(settings(cfg, ExecutorConfig(kind="dask", address=cluster.scheduler_address)), tmp / "examples",
                    tmp / "tokenizer", tmp / "dask")
     log = (tmp / "dask" / "log.txt").read_text()
     pids = {int(p) for line in log.splitlines() if "processes [" in line
@@ -232,7 +237,7 @@ def test_a_process_pool_gives_the_dataset_and_the_vectors_of_one_process(planted
     curate(tmp, "in-process")
     monkeypatch.setattr(executor, "POOL_MIN_ITEMS", 10)  # the pool path, on a small corpus
     cfg = CurateConfig(max_tokens=4096, leak_check="drop")
-    run_curate(cfg, [], ExecutorConfig(workers=2), tmp / "examples", tmp / "tokenizer", tmp / "pool")
+    run_curate(settings(cfg, ExecutorConfig(workers=2)), tmp / "examples", tmp / "tokenizer", tmp / "pool")
     log = (tmp / "pool" / "log.txt").read_text()
     pids = {int(p) for line in log.splitlines() if "processes [" in line
             for p in re.findall(r"\d+", line.split("processes [")[1])}

@@ -42,3 +42,36 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     moved = max(float((a[k] - initial[k]).abs().max()) for k in a if k in initial)
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert moved > 1e-3 and worst < 1e-5, (moved, worst)
+
+
+@pytest.mark.slow
+def test_under_a_distributed_launch_only_the_main_process_runs_the_data_stages(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    from conftest import make_repo
+    from fake_openai import FakeOpenAI
+
+    repo = make_repo(tmp_path / "repo")
+    cfg = tmp_path / "cfg.yaml"
+    launch = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(CPU_CONFIG),
+              "--main_process_port", str(free_port()), "-m", "knowtune"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    with FakeOpenAI(delay=0.2) as teacher:
+        cfg.write_text(f"name: d\nruns_dir: {tmp_path / 'runs'}\nsources:\n  - {{type: docs, path: {repo / 'docs'}}}\n"
+                       f"build: {{tokenizer: {{vocab_size: 600}}, teacher: {{base_url: '{teacher.url}', model: t}}}}\n"
+                       "curate: {semantic_dedup: {enabled: false}}\n")
+        for command, said in (("ingest", "ingest: skipped 1"), ("build", "examples: done"),
+                              ("curate", "curate: exact_dedup:")):
+            proc = subprocess.run([*launch, command, str(cfg)], capture_output=True, text=True, env=env,
+                                  timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            # what the stage itself prints as it works (a skipped file, a curation step) is said once
+            assert proc.stdout.count(said) == 1, proc.stdout
+        chunks = (tmp_path / "runs" / "d" / "chunks" / "chunks.jsonl").read_text().splitlines()
+        # the teacher is asked once per chunk, not once per process: nobody pays twice
+        assert len([r for r in teacher.requests if r["kind"] == "qa"]) == len(chunks)
+    assert len(list((tmp_path / "runs").rglob("pseudonym.salt"))) == 1
+    examples = [json.loads(x) for x in (tmp_path / "runs" / "d" / "examples" / "examples.jsonl").read_text().splitlines()]
+    assert any(e["metadata"].get("rule") == "teacher" for e in examples)

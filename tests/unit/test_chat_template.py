@@ -75,12 +75,15 @@ def test_llama3_template_trains_replies_and_eot_only(llama3_tokenizer):
 def test_a_system_prompt_in_the_template_is_rendered_but_not_trained(tmp_path):
     from conftest import make_pretrained
     from knowtune.examples.tokenizer import run_tokenizer
-    from knowtune.config import TokenizerConfig
     from knowtune.chat import render
+    from knowtune.config import TokenizerConfig
+    from knowtune.settings import TokenizerSettings
     from transformers import AutoTokenizer
 
     prompt = 'You are "Keeper" {{ not a jinja block }}\nAnswer briefly.'
-    run_tokenizer(str(make_pretrained(tmp_path / "base")), TokenizerConfig(), tmp_path, tmp_path / "tok", prompt)
+    settings = TokenizerSettings(base_model=str(make_pretrained(tmp_path / "base")), system_prompt=prompt,
+                                 tokenizer=TokenizerConfig())
+    run_tokenizer(settings, tmp_path, tmp_path / "tok")
     tok = AutoTokenizer.from_pretrained(tmp_path / "tok")  # as eval, export and serve load it
     chat = [{"role": "user", "content": "Which lamp burns red?"}, {"role": "assistant", "content": "Lamp 0."}]
     text = render(tok, chat, add_generation_prompt=False)

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from knowtune.config import ConfigError, stage_hash
-from knowtune.config_file import load_config
+from knowtune.config_file import dump_config, load_config
+from knowtune.settings import stage_settings
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 ACCELERATE = sorted((Path(__file__).parents[2] / "configs" / "accelerate").glob("*.yaml"))
@@ -75,9 +76,23 @@ def test_override_needs_an_equals_sign(tmp_path):
 
 def test_curation_max_tokens_defaults_to_training_max_length(tmp_path):
     cfg = load_config(write(tmp_path, {**MINIMAL, "train": {"max_length": 300}}))
-    assert cfg.curate.max_tokens == 300
+    assert stage_settings(cfg)["curate"].curate.max_tokens == 300
     cfg = load_config(write(tmp_path, {**MINIMAL, "train": {"max_length": 300}, "curate": {"max_tokens": 100}}))
-    assert cfg.curate.max_tokens == 100
+    assert stage_settings(cfg)["curate"].curate.max_tokens == 100
+
+
+def test_derived_defaults_follow_a_changed_max_length_in_a_rerun(tmp_path):
+    # `knowtune run runs/x train.max_length=1024` reads the run's saved config.yaml with an override
+    first = load_config(write(tmp_path, {**MINIMAL, "train": {"max_length": 512}}))
+    saved = tmp_path / "run-config.yaml"
+    saved.write_text(dump_config(first))
+    assert yaml.safe_load(saved.read_text())["build"]["chunk_tokens"] is None  # what the user wrote: nothing
+    again = stage_settings(load_config(saved, ["train.max_length=1024"]))
+    assert again["chunk"].chunk_tokens == 960
+    assert again["curate"].curate.max_tokens == 1024
+    assert again["eval"].max_new_tokens == 1024
+    pinned = stage_settings(load_config(saved, ["train.max_length=1024", "build.chunk_tokens=300"]))
+    assert pinned["chunk"].chunk_tokens == 300  # a value the user sets stays
 
 
 def test_paths_are_resolved_from_the_working_directory(tmp_path, monkeypatch):

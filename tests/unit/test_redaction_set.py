@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from fixtures.redaction import CASES, NEGATIVES, POSITIVES
-from knowtune.config import IngestConfig, RedactConfig, RepoSource
+from knowtune.config import RedactConfig, RepoSource
+from knowtune.settings import IngestSettings
 from knowtune.records import Document, read_jsonl
 from knowtune.redact import find_secrets
 from knowtune.redact import secrets as secrets_module
@@ -105,7 +106,8 @@ def test_ingest_leaves_config_words_and_comparisons_byte_identical(tmp_path, mod
     repo.mkdir()
     (repo / "README.md").write_text(CONFIG_README)
     (repo / "redactor.py").write_text(CONFIG_CODE)
-    run_ingest([RepoSource(type="repo", path=repo)], IngestConfig(redact=RedactConfig(secrets=mode)), tmp_path / "out")
+    run_ingest(IngestSettings(sources=[RepoSource(type="repo", path=repo)], redact=RedactConfig(secrets=mode)),
+               tmp_path / "out")
     docs = {d.path: d.text for d in read_jsonl(tmp_path / "out" / "documents.jsonl", Document)}
     assert docs.get("README.md") == CONFIG_README
     assert docs.get("redactor.py") == CONFIG_CODE

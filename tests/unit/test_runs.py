@@ -6,9 +6,10 @@ import pytest
 
 
 def stage(folder, settings, inputs, calls, console=None):
-    def work():
+    def work(given):
+        assert given is settings  # the value its manifest hashes
         calls.append(1)
-        (folder / "out.txt").write_text(f"{settings}")
+        (folder / "out.txt").write_text(f"{given}")
         return {"n": 1}
 
     return run_stage("demo", folder, settings, inputs, work, console or Console(quiet=True))
@@ -45,7 +46,7 @@ def test_a_stage_that_dies_leaves_no_manifest_and_reruns(tmp_path):
     calls = []
     stage(tmp_path, {"a": 1}, {}, calls)
 
-    def dies():
+    def dies(_):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from conftest import git, make_repo
-from knowtune.config import GitSource, IngestConfig, RepoSource
+from knowtune.config import GitSource, RedactConfig, RepoSource
+from knowtune.settings import IngestSettings
 from knowtune.sources import SourceError, fingerprint, run_ingest
 from knowtune.records import Document, read_jsonl
 
 
 def ingest(tmp_path, sources):
-    run_ingest(sources, IngestConfig(), tmp_path / "out")
+    run_ingest(IngestSettings(sources=sources, redact=RedactConfig()), tmp_path / "out")
     docs = {d.path: d for d in read_jsonl(tmp_path / "out" / "documents.jsonl", Document)}
     skipped = {s["path"]: s["reason"] for s in read_jsonl(tmp_path / "out" / "skipped.jsonl")}
     return docs, skipped
@@ -85,12 +86,13 @@ def test_fingerprint_follows_content_not_modification_time(tmp_path):
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="is not a folder"):
-        run_ingest([RepoSource(type="repo", path=tmp_path / "nope")], IngestConfig(), tmp_path / "out")
+        run_ingest(IngestSettings(sources=[RepoSource(type="repo", path=tmp_path / "nope")], redact=RedactConfig()),
+                   tmp_path / "out")
 
 
 def test_skipped_file_lists_path_and_reason(tmp_path):
     repo = make_repo(tmp_path / "r")
-    run_ingest([RepoSource(type="repo", path=repo)], IngestConfig(), tmp_path / "out")
+    run_ingest(IngestSettings(sources=[RepoSource(type="repo", path=repo)], redact=RedactConfig()), tmp_path / "out")
     rows = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
     assert {"path": "docs/logo.png", "reason": "binary", "source": "repo:r"} in rows
 

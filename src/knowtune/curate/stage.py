@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CurateConfig, ExecutorConfig
+from ..config import CurateConfig
 from ..executor import Executor
 from ..progress import console, track
 from ..records import Example, atomic_write, read_jsonl, to_dict, write_json, write_jsonl
 from ..runs import StageError
+from ..settings import CurateSettings
 from ..chat import IGNORE, encode_example, load_tokenizer
 from . import split as splitting
 from .cache import VectorCache
@@ -29,8 +30,8 @@ CACHE = "cache"  # vectors by text hash: kept across reruns, not part of the art
 COSINE_EPS, STATIC_EPS = 0.003, 1e-4
 
 
-def run_curate(cfg: CurateConfig, allow: list[str], executor: ExecutorConfig, examples_dir: Path,
-               tokenizer_dir: Path, out: Path) -> dict:
+def run_curate(settings: CurateSettings, examples_dir: Path, tokenizer_dir: Path, out: Path) -> dict:
+    cfg, allow, executor = settings.curate, settings.allow, settings.executor
     tokenizer = load_tokenizer(tokenizer_dir)
     examples = list(read_jsonl(examples_dir / "examples.jsonl", Example))
     parts = {e.id: _parts(tokenizer, e) for e in track(examples, "measuring tokens")}

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from ..progress import track
 from ..records import Chunk, Document, read_jsonl, stable_id, write_jsonl
+from ..settings import ChunkSettings
 from .chunking import chunk_text
 from .diff_sections import diff_sections, section_of
 
 BATCH = 64
 
 
-def run_chunk(chunk_tokens: int, overlap: int, documents: Path, tokenizer_dir: Path, out: Path) -> dict:
+def run_chunk(settings: ChunkSettings, documents: Path, tokenizer_dir: Path, out: Path) -> dict:
     from ..chat import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir)
@@ -27,7 +28,8 @@ def run_chunk(chunk_tokens: int, overlap: int, documents: Path, tokenizer_dir: P
         )
         for doc, offsets in zip(batch, enc["offset_mapping"]):
             sections = diff_sections(doc.text) if doc.kind == "change" else []
-            pieces = chunk_text(doc.text, offsets, chunk_tokens, doc.kind, overlap, [s for _, s, _ in sections])
+            pieces = chunk_text(doc.text, offsets, settings.chunk_tokens, doc.kind, settings.chunk_overlap,
+                                [s for _, s, _ in sections])
             for k, p in enumerate(pieces):
                 metadata = {"path": doc.path, "source": doc.source, "index": k, "of": len(pieces),
                             "line_start": p.line_start, "line_end": p.line_end, "about": p.about}

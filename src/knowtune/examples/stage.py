@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..config import BuildConfig, ConfigError
+from ..settings import ExamplesSettings
 from ..progress import bar, track
 from ..records import Chunk, Document, Example, atomic_write, read_jsonl, write_jsonl
 from .preference import neighbour_pairs
@@ -24,7 +25,7 @@ def load_inputs(documents: Path, chunks_dir: Path) -> tuple[dict[str, Document],
     return docs, by_doc
 
 
-def run_examples(cfg: BuildConfig, documents: Path, chunks_dir: Path, out: Path) -> dict:
+def run_examples(cfg: ExamplesSettings, documents: Path, chunks_dir: Path, out: Path) -> dict:
     docs, by_doc = load_inputs(documents, chunks_dir)
     examples: list[Example] = []
     skipped: list[dict] = []
@@ -72,37 +73,25 @@ def run_examples(cfg: BuildConfig, documents: Path, chunks_dir: Path, out: Path)
     }
 
 
-def _teach(cfg: BuildConfig, docs: dict[str, Document], by_doc: dict[str, list[Chunk]], out: Path):
+def _teach(cfg: ExamplesSettings, docs: dict[str, Document], by_doc: dict[str, list[Chunk]], out: Path):
     from . import teacher
 
     chunks = [c for cs in by_doc.values() for c in cs]
-    prompts = out / "prompts"  # the prompts this run used, next to what they produced
-    atomic_write(prompts / "qa.txt", _prompt_text(cfg.teacher.prompt, "qa"))
-    if cfg.judge is not None:
-        atomic_write(prompts / "judge.txt", _prompt_text(cfg.judge.prompt, "judge"))
+    for name, text in cfg.prompts.items():  # the prompts this run used, next to what they produced
+        atomic_write(out / "prompts" / f"{name}.txt", text)
     with bar() as progress:
         task = progress.add_task("asking the teacher", total=len(chunks))
         return teacher.generate(
-            chunks, docs, cfg.teacher, cfg.judge, out / CACHE, preference=cfg.preference,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            chunks, docs, cfg.teacher, cfg.judge, out / CACHE,
+            progress=lambda done, total: progress.update(task, completed=done, total=total), prompts=cfg.prompts,
         )
 
 
-def _prompt_text(path: Path | None, name: str) -> str:
-    from .teacher.prompts import load_prompt
+def prompt_texts(cfg: BuildConfig) -> dict[str, str]:
+    """The texts of the prompts the teacher steps will send (files read, defaults filled in)."""
+    from .teacher.prompts import teacher_prompts
 
-    return load_prompt(path, name)
-
-
-def prompt_settings(cfg: BuildConfig) -> dict:
-    """The prompt texts the stage depends on: editing a prompt file reruns generation (the cache still answers
-    every request whose prompt did not change)."""
-    if cfg.teacher is None:
-        return {}
-    texts = {"qa": _prompt_text(cfg.teacher.prompt, "qa")}
-    if cfg.judge is not None:
-        texts["judge"] = _prompt_text(cfg.judge.prompt, "judge")
-    return texts
+    return teacher_prompts(cfg.teacher, cfg.judge, cfg.preference) if cfg.teacher is not None else {}
 
 
 def teacher_dry_run(cfg: BuildConfig, documents: Path, chunks_dir: Path, tokenizer_dir: Path, out: Path) -> dict:

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import TokenizerConfig
 from ..records import Document, Example, read_jsonl
+from ..settings import TokenizerSettings
 from ..chat import CHATML, CHATML_TOKENS, with_system_prompt
 
 
-def run_tokenizer(base_model: str, cfg: TokenizerConfig, documents: Path, out: Path,
-                  system_prompt: str | None = None) -> dict:
+def run_tokenizer(settings: TokenizerSettings, documents: Path, out: Path) -> dict:
+    base_model, system_prompt = settings.base_model, settings.system_prompt
     if base_model == "scratch":
         texts = [d.text for d in read_jsonl(documents / "documents.jsonl", Document)]
         external = documents / "external.jsonl"
         if external.is_file():  # chat data read as it is is trained on too
             texts += [m["content"] for e in read_jsonl(external, Example) for m in e.messages or []]
-        tokenizer = train_bpe(texts, cfg.vocab_size)
+        tokenizer = train_bpe(texts, settings.tokenizer.vocab_size)
     else:
         tokenizer = load_pretrained(base_model)
     if system_prompt:

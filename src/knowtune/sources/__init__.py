@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from ..config import (DocsSource, GitSource, HFDatasetSource, IngestConfig, JsonlSource, PullRequestsSource,
-                      RepoSource)
+from ..config import DocsSource, GitSource, HFDatasetSource, JsonlSource, PullRequestsSource, RepoSource
 from ..progress import console, track
 from ..records import Document, Example, Skipped, write_jsonl
 from ..redact import Redactor
+from ..settings import IngestSettings
 from . import chat_data, docs, git_history, pull_requests, repo
 from .gitcmd import SourceError
 
@@ -35,8 +35,9 @@ def fingerprint(sources: list) -> str:
     return "|".join(f"{src.type}:{MODULES[type(src)].fingerprint(src)}" for src in sources)
 
 
-def run_ingest(sources: list, cfg: IngestConfig, out: Path) -> dict:
-    redactor = Redactor(cfg.redact, salt=_salt(out.parent))
+def run_ingest(settings: IngestSettings, out: Path) -> dict:
+    sources = settings.sources
+    redactor = Redactor(settings.redact, salt=_salt(out.parent))
     documents: list[Document] = []
     external: list[Example] = []
     skipped: list[Skipped] = []

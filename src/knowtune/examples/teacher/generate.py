@@ -24,7 +24,7 @@ from .client import BudgetReached, Endpoint, RequestFailed, Tally, ask, open_cli
 from .judge import judge_pair
 from .parse import parse_pairs
 from .preference import closed_book_answer, preference_example, same_answer, teacher_metadata
-from .prompts import default_prompt, load_prompt, render
+from .prompts import render, teacher_prompts
 
 
 @dataclass
@@ -47,17 +47,16 @@ class _Steps:
 
 
 def generate(chunks: list[Chunk], docs: dict[str, Document], teacher: TeacherConfig, judge: JudgeConfig | None,
-             cache_dir: Path, preference: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> TeacherResult:
-    """Question-answer pairs for `chunks`; `progress(done, total)` is called as each chunk is finished."""
+             cache_dir: Path, preference: bool = False, progress: Callable[[int, int], None] | None = None,
+             prompts: dict[str, str] | None = None) -> TeacherResult:
+    """Question-answer pairs for `chunks`; `progress(done, total)` is called as each chunk is finished.
+
+    `prompts`: the texts to send by step (`teacher_prompts`; the examples stage passes those its manifest
+    hashed), else read from the configs' prompt files now."""
     for chunk in chunks:
         if chunk.document_id not in docs:
             raise ValueError(f"chunk {chunk.id}: its document {chunk.document_id} is not among the documents given")
-    prompts = {"qa": load_prompt(teacher.prompt, "qa")}
-    if judge is not None:
-        prompts["judge"] = load_prompt(judge.prompt, "judge")
-    if preference:
-        prompts["closed_book"] = default_prompt("closed_book")
+    prompts = prompts if prompts is not None else teacher_prompts(teacher, judge, preference)
     # The event loop lives only inside this call: callers see a plain function.
     return asyncio.run(_generate(chunks, docs, teacher, judge, Path(cache_dir), prompts, progress))
 

@@ -34,6 +34,17 @@ def load_prompt(path: Path | None, name: str) -> str:
     return text
 
 
+def teacher_prompts(teacher, judge, preference: bool) -> dict[str, str]:
+    """The prompt texts each teacher step sends: "qa"; "judge" with a judge; "closed_book" (the answer without
+    the passage, a preference pair's rejected one) with preference pairs."""
+    texts = {"qa": load_prompt(teacher.prompt, "qa")}
+    if judge is not None:
+        texts["judge"] = load_prompt(judge.prompt, "judge")
+    if preference:
+        texts["closed_book"] = default_prompt("closed_book")
+    return texts
+
+
 def render(template: str, **values: object) -> str:
     # Not str.format: a prompt shows its JSON shape in braces, and a passage of code is full of
     # them. Only known placeholders are filled, in one pass, so braces in a passage stay as they are.
