@@ -120,9 +120,10 @@ COLOURS = ["red", "green", "blue", "white", "amber", "violet"]
 TINY_SHAPE = {"hidden_size": 32, "layers": 2, "heads": 2, "intermediate_size": 64}
 
 
-def make_train_data(folder: Path, tokenizer, n: int = 24) -> tuple[Path, Path]:
+def make_train_data(folder: Path, tokenizer, n: int = 24, rejected_tail: str = "") -> tuple[Path, Path]:
     """A tokenizer folder and a curated dataset as the curate stage writes them: lamp facts as raw text, QA
-    pairs and preference pairs (the right colour chosen, a neighbour's rejected), a few held out for val."""
+    pairs and preference pairs (the right colour chosen, a neighbour's rejected, `rejected_tail` after it),
+    a few held out for val."""
     from knowtune.curate.writer import write_dataset
     from knowtune.records import Example
 
@@ -138,7 +139,8 @@ def make_train_data(folder: Path, tokenizer, n: int = 24) -> tuple[Path, Path]:
                     text=f"Lamp {i} of the harbour burns {colour} every night."),
             Example(id=f"qa{i}", kind="qa", document_id=f"d{i}", split=split, messages=question + [answer]),
             Example(id=f"pref{i}", kind="preference", document_id=f"d{i}", split=split, prompt=question,
-                    chosen=[answer], rejected=[{"role": "assistant", "content": f"Lamp {i} burns {wrong}."}]),
+                    chosen=[answer],
+                    rejected=[{"role": "assistant", "content": f"Lamp {i} burns {wrong}.{rejected_tail}"}]),
         ]
     write_dataset(examples, folder / "dataset")
     return folder / "dataset", folder / "tokenizer"

@@ -43,14 +43,12 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 
 def quiet_libraries() -> None:
-    """Keep the console to knowtune's own lines: the libraries' bars and notices repeat what we show."""
-    import warnings
+    """Keep the console to knowtune's own lines: the libraries' bars and notices repeat what we show.
 
+    Warnings are not silenced here: each known one is, around the call that raises it (scoped.quiet)."""
     import datasets
     import transformers
 
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*deprecated.*")

@@ -119,21 +119,29 @@ def test_a_run_saves_its_model_and_preflight_and_leaves_no_checkpoints(tmp_path)
     assert summary["effective_batch_size"] == 4 and summary["steps"] == 4
 
 
-def test_tensorboard_tracking_writes_the_training_and_validation_curves(tmp_path):
+def test_tensorboard_tracking_writes_each_run_its_own_curves(tmp_path):
+    import os
+
+    import torch
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = config(tmp_path, base_model=None, method="lora", max_steps=4, logging_steps=1, eval_steps=2,
-                 tracking=["tensorboard"])
+    threads = torch.get_num_threads()
+    base = config(tmp_path, method="lora", max_steps=4, logging_steps=1, eval_steps=2, tracking=["tensorboard"],
+                  threads=1)
     dataset, tokenizer = data(tmp_path)
-    run_train(cfg, dataset, tokenizer, tmp_path / "train")
-    runs = {p.parent for p in (tmp_path / "train" / "tensorboard").rglob("events.out.tfevents.*")}
-    assert len(runs) == 1
-    scalars = EventAccumulator(str(runs.pop())).Reload()
-    assert [e.step for e in scalars.Scalars("train/loss")] == [1, 2, 3, 4]
-    assert [e.step for e in scalars.Scalars("eval/loss")][:2] == [2, 4]
-    logged = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
-    assert [e.value for e in scalars.Scalars("train/loss")] == pytest.approx(
-        [r["loss"] for r in logged if "loss" in r], rel=1e-6)  # the same numbers as metrics.jsonl
+    for trial in ("a", "b"):  # as two trials of a sweep run one after the other in one process
+        cfg = base.model_copy(update={"seed": 0 if trial == "a" else 1})
+        run_train(cfg, dataset, tokenizer, tmp_path / trial / "train")
+        runs = {p.parent for p in (tmp_path / trial / "train" / "tensorboard").rglob("events.out.tfevents.*")}
+        assert len(runs) == 1, trial
+        scalars = EventAccumulator(str(runs.pop())).Reload()
+        assert [e.step for e in scalars.Scalars("train/loss")] == [1, 2, 3, 4]
+        assert [e.step for e in scalars.Scalars("eval/loss")][:2] == [2, 4]
+        logged = [json.loads(x) for x in (tmp_path / trial / "train" / "metrics.jsonl").read_text().splitlines()]
+        assert [e.value for e in scalars.Scalars("train/loss")] == pytest.approx(
+            [r["loss"] for r in logged if "loss" in r], rel=1e-6)  # the same numbers as metrics.jsonl
+    # nothing of the stage stays behind for the stages after it
+    assert "TENSORBOARD_LOGGING_DIR" not in os.environ and torch.get_num_threads() == threads
 
 
 def reward_accuracy(trainer):

@@ -58,6 +58,18 @@ def test_examples_over_max_length_are_refused_unless_truncation_is_on(tmp_path):
     assert max(len(r) for r in p.trainer.train_dataset["input_ids"]) <= 20
 
 
+@pytest.mark.parametrize("objective", ["dpo", "orpo"])
+def test_a_rejected_answer_over_max_length_is_refused_too(tmp_path, objective):
+    # the chosen answers fit; TRL would cut the rejected ones silently
+    base = make_pretrained(tmp_path / "base")
+    dataset, tokenizer = make_train_data(tmp_path / "data", load_pretrained(str(base)),
+                                         rejected_tail=" It has burnt that colour every night since the tower was built" * 3)
+    cfg = TrainConfig(base_model=str(base), method="lora", objective=objective, max_length=48, max_steps=2)
+    with pytest.raises(PreflightError, match=r"prompt \+ rejected answer .* longer than train.max_length 48"):
+        prepare(cfg, dataset, tokenizer, tmp_path / "train")
+    prepare(cfg.model_copy(update={"truncation": True}), dataset, tokenizer, tmp_path / "train")  # or cut
+
+
 @pytest.mark.parametrize("setting, message", [
     ({"precision": "bf16"}, "train.precision: bf16 mixed precision needs a CUDA GPU"),
     ({"precision": "fp16"}, "train.precision: fp16 mixed precision needs a CUDA GPU"),
@@ -69,6 +81,23 @@ def test_gpu_only_settings_fail_on_a_cpu_with_what_to_use_instead(setting, messa
         check_hardware(TrainConfig(**setting))
 
 
+@pytest.mark.parametrize("optimizer", ["adamw_torch", "sgd"])
+def test_the_memory_estimate_is_within_30_percent_of_a_measured_run(tmp_path, optimizer):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "measure_train_memory.py"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), "1024", optimizer], capture_output=True,
+                          text=True, timeout=600, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    measured, estimate = got["measured_gib"], got["estimate_gib"]["total"]
+    print(optimizer, f"estimate {estimate:.3f} GiB, measured {measured:.3f} GiB")
+    assert abs(estimate - measured) <= 0.3 * measured, got
+
+
 def test_the_memory_estimate_follows_the_method(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -77,9 +106,6 @@ def test_the_memory_estimate_follows_the_method(tmp_path):
     base = make_pretrained(tmp_path / "base")
     model = AutoModelForCausalLM.from_pretrained(base)
     full = memory_estimate(model, batch_tokens=8 * 512, optimizer="adamw_torch", checkpointing=False)
-    weights = sum(p.numel() for p in model.parameters()) * 4 / 1024 ** 3
-    assert abs(full["weights"] - weights) < 1e-6
-    assert abs(full["optimizer_states"] - 2 * weights) < 1e-6  # Adam: two fp32 moments a weight
     checkpointed = memory_estimate(model, batch_tokens=8 * 512, optimizer="adamw_torch", checkpointing=True)
     assert checkpointed["activations"] < full["activations"]
     for p in model.parameters():

@@ -90,3 +90,21 @@ def test_no_checkpoint_is_written_after_the_last_step_when_the_model_is_saved_ne
     assert p.trainer.state.global_step == 7
     assert sorted(c.name for c in (tmp_path / "train" / "checkpoints").glob("checkpoint-*")) == [
         "checkpoint-3", "checkpoint-6"]
+
+
+def test_a_resume_tolerates_logging_evaluation_and_thread_settings_but_not_what_changes_the_weights(tmp_path):
+    from knowtune.config import TrainConfig
+
+    folder = tmp_path / "checkpoints"
+    first = TrainConfig(logging_steps=5, eval_steps=10, threads=None)
+    assert checkpoints.prepare(folder, checkpoints.identity(first, "data", "tok")) is None
+    (folder / "checkpoint-10").mkdir()
+    (folder / "checkpoint-10" / checkpoints.COMPLETE).write_text("{}")
+    tolerated = TrainConfig(logging_steps=1, eval_steps=3, save_steps=6, threads=2, save_total_limit=4,
+                            tracking=["tensorboard"])
+    assert checkpoints.prepare(folder, checkpoints.identity(tolerated, "data", "tok")) == folder / "checkpoint-10"
+    for changed in (TrainConfig(learning_rate=1e-3), TrainConfig(max_steps=50), TrainConfig(seed=1)):
+        kept = TrainConfig(logging_steps=1, eval_steps=3, save_steps=6, threads=2, save_total_limit=4,
+                           tracking=["tensorboard"])
+        assert checkpoints.identity(changed, "data", "tok") != checkpoints.identity(kept, "data", "tok")
+    assert checkpoints.identity(first, "other data", "tok") != checkpoints.identity(first, "data", "tok")

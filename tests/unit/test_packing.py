@@ -7,7 +7,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from knowtune.train import attention
 from knowtune.chat import IGNORE
 from knowtune.train.packing import Collator, pack
-from knowtune.train.trainers import trained_positions_loss
+from knowtune.train.trainers import CountingCollator, trained_tokens_loss
 
 
 def tiny_model(attention: str):
@@ -89,11 +89,19 @@ def test_the_loss_on_trained_positions_only_is_the_models_loss():
     packed = pack(examples, max_length=16)
     with torch.no_grad():
         reference = model(**Collator(pad_id=0)(packed)).loss  # 4D masks, the full LM head, the model's own loss
+        full = Collator(pad_id=0)(packed)
+        labels = full.pop("labels")
+        unshifted = trained_tokens_loss(model(**full), labels)  # every position's logits, shifted here
+        batch = CountingCollator(pad_id=0, flat=True, keep_logits=True)(packed)
+        batch.pop("real_tokens")
+        labels = batch.pop("labels")
         with attention.using(model, attention.NAME):
-            total, count, outputs = trained_positions_loss(model, Collator(pad_id=0, flat=True)(packed))
-    assert count == sum(sum(1 for t in e["labels"][1:] if t != IGNORE) for e in examples)
+            outputs = model(**batch)
+        kept = trained_tokens_loss(outputs, labels)
+    count = sum(sum(1 for t in e["labels"][1:] if t != IGNORE) for e in examples)
     assert outputs.logits.shape[1] == count  # the head ran on the scored positions only
-    assert abs(total / count - reference) < 1e-5
+    assert abs(kept - reference) < 1e-5 and abs(unshifted - reference) < 1e-5
+    assert abs(trained_tokens_loss(outputs, labels, num_items_in_batch=2 * count) - reference / 2) < 1e-5
 
 
 def test_the_model_attends_with_its_own_implementation_outside_training():

@@ -7,8 +7,8 @@ checkpoint-N unmarked and the previous one in use. The trainer's own rotation
 keeps at least two, so the previous one is still on disk when a save is cut.
 
 A checkpoints folder also records which training it belongs to (the settings
-and input hashes); a rerun with anything changed starts over instead of
-resuming a different run.
+that change the weights, and the input hashes); a rerun with any of those
+changed starts over instead of resuming a different run.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from transformers import TrainerCallback
 from ..records import atomic_write
 
 COMPLETE = "knowtune-complete"
+# Settings a resume tolerates: they change what is logged, evaluated, kept on disk or how fast it runs,
+# not the weights at a step. (Threads can move the last float bits of a product; a resume is still the
+# same training.) Everything else of the train config, the dataset and the tokenizer must be the same.
+RESUME_TOLERATES = {"logging_steps", "eval_steps", "save_steps", "save_total_limit", "threads", "tracking"}
 IDENTITY = "identity.json"
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 
@@ -43,6 +47,14 @@ class MarkComplete(TrainerCallback):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             atomic_write(folder / COMPLETE, json.dumps({"step": state.global_step}) + "\n")
+
+
+def identity(cfg, dataset_hash: str | None, tokenizer_hash: str | None) -> dict:
+    """What a checkpoint must share with a rerun to be resumed by it."""
+    from ..config import stage_hash
+
+    return {"settings": stage_hash(cfg.model_dump(mode="json", exclude=RESUME_TOLERATES)), "dataset": dataset_hash,
+            "tokenizer": tokenizer_hash}
 
 
 def last_complete(folder: Path) -> Path | None:

@@ -62,7 +62,7 @@ def load_model(cfg: TrainConfig, tokenizer: Any):
         torch.manual_seed(cfg.seed)
         model = add_adapters(model, cfg, new_tokens)
     elif cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     return model
 
 
@@ -116,7 +116,7 @@ def add_adapters(model, cfg: TrainConfig, new_tokens: list[int]):
     if cfg.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     elif cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
         model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
     lora = cfg.lora
     extra: dict[str, Any] = {}

@@ -60,12 +60,12 @@ def check_template(train_tokenizer: Any, inference_template: str | None, message
             f"(prompt ends {prompt[-60:]!r}); the model would be asked in a format it was not trained on")
 
 
-def check_lengths(lengths: list[int], max_length: int, truncation: bool) -> int:
+def check_lengths(lengths: list[int], max_length: int, truncation: bool, what: str = "training examples") -> int:
     """How many examples are too long; refuses when truncation is off and any is."""
     over = [n for n in lengths if n > max_length]
     if over and not truncation:
         raise PreflightError(
-            f"{len(over)} training examples are longer than train.max_length {max_length} (the longest has "
+            f"{len(over)} {what} are longer than train.max_length {max_length} (the longest has "
             f"{max(over)} tokens) and train.truncation is off; raise max_length, lower curate.max_tokens, or set "
             "train.truncation: true to cut them")
     return len(over)

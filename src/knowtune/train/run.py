@@ -8,21 +8,23 @@ import json
 import math
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import TrainConfig, learning_rate_for
 from ..progress import console, track
-from ..chat import encode_example, load_tokenizer
+from .. import scoped
+from ..chat import encode_chat, encode_example, load_tokenizer
 from ..records import Example
-from ..config import stage_hash
 from ..distributed import barrier, is_main, world_size
+from ..hardware import torch_threads
 from ..runs import read_manifest
 from . import checkpoints, preflight
 from .callbacks import MetricsCallback, plot_losses
 from .model import ADAPTER_METHODS, count_parameters, load_model
 from .packing import pack
-from .trainers import common_args, preference_trainer, sft_trainer
+from .trainers import common_args, preference_trainer, sft_trainer, tracking_places
 
 
 def encode_rows(tokenizer, examples: list[Example], cfg: TrainConfig, what: str) -> list[dict]:
@@ -71,12 +73,8 @@ class Prepared:
 
 def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> Prepared:
     """Everything up to the first step: data, preflight (printed, saved, refusals raised), model, trainer."""
-    import torch
-
     from ..curate import load_split
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     tokenizer = load_tokenizer(tokenizer_dir)
     preflight.check_pad(tokenizer)
     preference = cfg.objective in ("dpo", "orpo")
@@ -94,12 +92,16 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
         preflight.check_template(tokenizer, expected_template(cfg), chat.messages or (chat.prompt + chat.chosen))
     rows = encode_rows(tokenizer, train_examples, cfg, "train split")
     if preference:
+        # encode_rows measured prompt + chosen; TRL would cut a longer rejected answer without a word
+        preflight.check_lengths([len(encode_chat(tokenizer, e.prompt + e.rejected)[0]) for e in train_examples],
+                                cfg.max_length, cfg.truncation, "preference pairs' prompt + rejected answer")
         train_ds = preference_dataset(train_examples)
         val_ds = None if cfg.train_on_val else preference_dataset(split("val"))
     else:
         val_rows = [] if cfg.train_on_val else encode_rows(tokenizer, split("val"), cfg, "val split")
         train_ds, val_ds = sft_dataset(rows, cfg), sft_dataset(val_rows, cfg)
-    model = load_model(cfg, tokenizer)
+    with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
+        model = load_model(cfg, tokenizer)
 
     # Under a distributed launch every process takes batch_size rows a step: the global batch is world times that.
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum * world_size()))
@@ -116,8 +118,8 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     plan = preflight.Plan(len(train_ds), total_steps, cfg.batch_size * cfg.grad_accum * world_size(), cfg.max_length,
                           cfg.optimizer, cfg.gradient_checkpointing)
     shown = next((r for e, r in zip(train_examples, rows) if e.kind != "raw"), rows[0])
-    identity = {"settings": stage_hash(cfg), "dataset": (read_manifest(dataset) or {}).get("output_hash"),
-                "tokenizer": (read_manifest(tokenizer_dir) or {}).get("output_hash")}
+    identity = checkpoints.identity(cfg, (read_manifest(dataset) or {}).get("output_hash"),
+                                    (read_manifest(tokenizer_dir) or {}).get("output_hash"))
     if is_main():
         preflight.report(out, console, tokenizer, shown, params, memory, plan)
         resume = checkpoints.prepare(out / "checkpoints", identity)
@@ -131,7 +133,9 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     callbacks = [MetricsCallback(out / "metrics.jsonl", resumed_at=_step(resume)), checkpoints.MarkComplete(),
                  checkpoints.SkipFinalSave()]
     build = preference_trainer if preference else sft_trainer
-    trainer = build(model, tokenizer, cfg, args, train_ds, val_ds, callbacks)
+    with scoped.environ(**tracking_places(cfg, out)):  # read by the tracking callbacks as they are made
+        with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
+            trainer = build(model, tokenizer, cfg, args, train_ds, val_ds, callbacks)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the live line instead
@@ -142,12 +146,19 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
 
 
 def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
+    # train.threads holds for this stage only: the stages after it (and a sweep's next trial) get torch as it was
+    with torch_threads(cfg.threads) if cfg.threads else nullcontext():
+        return _train(cfg, dataset, tokenizer_dir, out)
+
+
+def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
     p = prepare(cfg, dataset, tokenizer_dir, out)
     trainer = p.trainer
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(p.resume) if p.resume else None)
-    seconds = time.perf_counter() - start
-    final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
+    with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
+        result = trainer.train(resume_from_checkpoint=str(p.resume) if p.resume else None)
+        seconds = time.perf_counter() - start
+        final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
     if is_main():
         save_model(trainer.model, p.tokenizer, cfg, out)
@@ -178,7 +189,10 @@ def save_model(model, tokenizer, cfg: TrainConfig, out: Path) -> None:
     shutil.rmtree(out / "adapter", ignore_errors=True)
     generation = model.generation_config
     if cfg.method in ADAPTER_METHODS:
-        model.save_pretrained(out / "adapter")
+        # peft says it saves the embedding rows too when they were resized: knowtune resized them on purpose
+        # (new chat tokens, their rows trained), so that is what the adapter must hold
+        with scoped.quiet("Setting `save_embedding_layers` to `True`", category=UserWarning):
+            model.save_pretrained(out / "adapter")
         if cfg.method == "qlora":
             merge_4bit_adapters(model)
         model = model.merge_and_unload()

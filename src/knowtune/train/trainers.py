@@ -1,18 +1,17 @@
 """The TRL trainer for each objective, with the arguments every objective shares.
 
 SFT reads knowtune's own tokenised rows (the loss mask made by
-chat.encode_chat) and its packing collator; its loss is the model's
-plain token-averaged cross-entropy (on packed batches with the LM head run only
-where a token is trained), not TRL's fused variant that also computes entropy
-and token accuracy over the whole vocabulary every step. DPO and ORPO
+chat.encode_chat) and its packing collator; its loss is the plain
+token-averaged cross-entropy of the trained tokens (on packed batches with the
+LM head run only where a token is trained), not TRL's fused variant that also
+computes entropy and token accuracy over the whole vocabulary every step. DPO and ORPO
 read the build stage's preference pairs as conversations and render them with
 the run's chat template themselves.
 """
 
 from __future__ import annotations
 
-import functools
-import os
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         # TRL turns checkpointing on by default; it costs a third more compute, so only when asked
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         optim=cfg.optimizer,
         num_train_epochs=cfg.epochs,
         max_steps=total_steps,
@@ -55,7 +54,7 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
         load_best_model_at_end=keep_best,
         metric_for_best_model="eval_loss" if keep_best else None,
         greater_is_better=False if keep_best else None,
-        report_to=tracking(cfg, out),
+        report_to=tracking(cfg),
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=cfg.precision == "bf16",
@@ -69,24 +68,31 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
     )
 
 
-def tracking(cfg: TrainConfig, out: Path) -> list[str]:
+def tracking(cfg: TrainConfig) -> list[str]:
     import importlib.util
 
     for name in cfg.tracking:  # each backend's package has the backend's name
         if importlib.util.find_spec(name) is None:
             raise ValueError(f"train.tracking: {name} is not installed; pip install {name} "
                              "(or remove it: metrics.jsonl is always written)")
-    if "tensorboard" in cfg.tracking:  # beside the checkpoints, which are deleted after the run, it would go too
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
-    if "mlflow" in cfg.tracking:
-        # a local store in the run directory unless the user points somewhere else
-        os.environ.setdefault("MLFLOW_TRACKING_URI", (out / "mlruns").resolve().as_uri())
     return list(cfg.tracking)
 
 
+def tracking_places(cfg: TrainConfig, out: Path) -> dict[str, str]:
+    """Where each backend logs, as the environment variables its transformers callback reads when the
+    trainer is built (scoped.environ sets them for that moment only, unless the user set them)."""
+    places = {}
+    if "tensorboard" in cfg.tracking:  # beside the checkpoints, which are deleted after the run, it would go too
+        places["TENSORBOARD_LOGGING_DIR"] = str(out / "tensorboard")
+    if "mlflow" in cfg.tracking:  # a local store in the run directory
+        places["MLFLOW_TRACKING_URI"] = (out / "mlruns").resolve().as_uri()
+    return places
+
+
 class SFT(SFTTrainer):
-    """TRL's SFTTrainer on knowtune's rows: flattened packed batches attend example by example (attention.py)
-    and score only the positions whose next token is trained; the real tokens are counted."""
+    """TRL's SFTTrainer on knowtune's rows: flattened packed batches attend example by example (attention.py),
+    the loss is `trained_tokens_loss` (given as the Trainer's public `compute_loss_func`), and the collator asks
+    the model for logits only where a token is trained (`logits_to_keep`); real tokens are counted."""
 
     def __init__(self, *args, kernel: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,53 +111,49 @@ class SFT(SFTTrainer):
         real = inputs.pop("real_tokens")
         if model.training:  # every process's tokens: the rate is the run's, not one process's
             self.state.num_input_tokens_seen += int(self.accelerator.gather(real.reshape(1)).sum())
-        if "cu_seq_lens_q" not in inputs or not self.scores_kept_positions:
-            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
-        return self.kept_positions_loss(model, inputs, return_outputs, num_items_in_batch)
-
-    @functools.cached_property
-    def scores_kept_positions(self) -> bool:
-        import inspect
-
-        return "logits_to_keep" in inspect.signature(attention.hf_model(self.model).forward).parameters
-
-    def kept_positions_loss(self, model, inputs, return_outputs, num_items_in_batch):
-        total, count, outputs = trained_positions_loss(model, inputs)
-        # As Trainer.compute_loss with the model's own loss: over the whole accumulated batch when it knows its
-        # size (so gradient accumulation and several processes weigh every token alike), else over this batch.
-        scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
-        loss = total / (num_items_in_batch if scaled else max(1, count))
-        if scaled and self.args.average_tokens_across_devices:
-            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        return (loss, outputs) if return_outputs else loss
+        # Trainer's own compute_loss, not TRL's: TRL's runs the model a second time, with its fused LM head, for
+        # entropy and token accuracy over the whole vocabulary whenever compute_loss_func is set (and in place of
+        # it otherwise), which costs more than the step. Trainer's runs the model once and calls
+        # compute_loss_func, with the gradient-accumulation and multi-process scaling the model's own loss gets.
+        return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
 
-def trained_positions_loss(model, inputs: dict):
-    """Summed cross-entropy of a flattened batch with the LM head run only where the next token is trained.
+def trained_tokens_loss(outputs, labels, num_items_in_batch=None):
+    """Token-averaged cross-entropy of the trained tokens: the Trainer's `compute_loss_func`.
 
-    Prompt tokens and each example's last token are never targets; skipping
-    their logits saves the head's largest product (vocabulary x hidden) for
-    them, which matters most for the large vocabularies of real models.
-    Returns (summed loss, tokens scored, model outputs).
+    With a flattened batch the collator asked for logits at trained positions only (`logits_to_keep`: position
+    t predicts labels[t + 1]); skipping the prompt's and each example's last position saves the LM head's
+    largest product (vocabulary x hidden), most of all for real models' vocabularies. Otherwise the logits
+    cover every position and are shifted as the model's own loss does. The sum is divided by the tokens of
+    the whole accumulated batch when the Trainer knows them, so every token weighs alike.
     """
     import torch.nn.functional as F
 
-    labels = inputs["labels"][0]
-    kept = (labels[1:] != IGNORE).nonzero().squeeze(1)  # position t predicts labels[t + 1]
-    outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=kept, use_cache=False)
-    # squeeze, not [0]: the gradient of an index is a zero-filled copy of the logits
-    total = F.cross_entropy(outputs.logits.squeeze(0).float(), labels[kept + 1], reduction="sum")
-    return total, kept.numel(), outputs
+    logits = outputs.logits
+    if logits.shape[1] == labels.shape[1]:  # every position
+        logits, targets = logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
+    else:  # squeeze, not [0]: the gradient of an index is a zero-filled copy of the logits
+        logits, targets = logits.squeeze(0), labels[0, 1:][labels[0, 1:] != IGNORE]
+    total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE, reduction="sum")
+    count = int((targets != IGNORE).sum())
+    return total / (num_items_in_batch if num_items_in_batch is not None else max(1, count))
 
 
 class CountingCollator(Collator):
-    """Batches that also carry their count of real tokens (a 4D mask does not tell padding apart)."""
+    """Batches that also carry their count of real tokens (a 4D mask does not tell padding apart), and, when
+    flattened for a model that takes it, which positions' logits the loss needs."""
+
+    def __init__(self, *args, keep_logits: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keep_logits = keep_logits
 
     def __call__(self, features):
         batch = super().__call__(features)
         import torch
 
         batch["real_tokens"] = torch.tensor(sum(len(f["input_ids"]) for f in features))
+        if self.keep_logits and "cu_seq_lens_q" in batch:
+            batch["logits_to_keep"] = (batch["labels"][0, 1:] != IGNORE).nonzero().squeeze(1)
         return batch
 
 
@@ -165,9 +167,11 @@ def sft_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds, val_ds
         include_num_input_tokens_seen="no",
     )
     kernel = attention.packed_kernel(model, cfg.attention, cfg.max_length) if cfg.packing else None
-    collator = CountingCollator(tokenizer.pad_token_id, additive=cfg.attention == "eager", flat=kernel is not None)
+    keep = "logits_to_keep" in inspect.signature(attention.hf_model(model).forward).parameters
+    collator = CountingCollator(tokenizer.pad_token_id, additive=cfg.attention == "eager", flat=kernel is not None,
+                                keep_logits=keep)
     return SFT(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-               data_collator=collator, callbacks=callbacks, kernel=kernel)
+               data_collator=collator, callbacks=callbacks, kernel=kernel, compute_loss_func=trained_tokens_loss)
 
 
 def preference_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds, val_ds, callbacks):
@@ -176,10 +180,10 @@ def preference_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds,
 
         config, trainer = DPOConfig, DPOTrainer
     else:
-        import warnings
+        from .. import scoped
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "experimental": ORPO lives in trl.experimental since TRL 1.0
+        # ORPO lives in trl.experimental since TRL 1.0, which says so on import; the run's log says ORPO anyway
+        with scoped.quiet("You are importing from 'trl.experimental'"):
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
         config, trainer = ORPOConfig, ORPOTrainer
     pref_args = config(**args, beta=cfg.beta, max_length=cfg.max_length, include_num_input_tokens_seen="non_padding")
