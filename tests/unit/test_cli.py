@@ -17,11 +17,29 @@ def test_help_lists_every_command():
         assert command in out
 
 
+# What each command's help must tell a user: its argument, and the options it has that others do not.
+HELP = {
+    "run": ["config", "overrides", "--force", "Stages whose settings and inputs did not change"],
+    "ingest": ["target", "overrides", "--force", "skipped files keep a reason"],
+    "build": ["target", "--dry-run", "--force", "without sending any"],
+    "curate": ["target", "overrides", "--force"],
+    "train": ["target", "--resume", "--force", "last complete checkpoint"],
+    "sweep": ["config", "overrides", "study.db"],
+    "eval": ["target", "overrides", "--force"],
+    "export": ["target", "overrides", "--force"],
+    "report": ["target", "report.md"],
+    "chat": ["run_dir", "--max-new-tokens", "--system"],
+}
+
+
 @pytest.mark.parametrize("command", COMMANDS)
-def test_each_command_explains_its_options(command):
+def test_each_command_explains_its_argument_and_its_own_options(command):
     proc = knowtune(command, "--help")
     assert proc.returncode == 0
-    assert "Usage" in proc.stdout and len(proc.stdout.splitlines()) > 5
+    text = " ".join(proc.stdout.split())
+    for needed in HELP[command]:
+        assert needed in text, (command, needed)
+    assert "key.sub=value" in text or command == "chat"  # every stage command takes overrides
 
 
 def test_bad_config_is_one_line_and_exit_status_2(tmp_path):

@@ -1,4 +1,3 @@
-import pickle
 import re
 from pathlib import Path
 
@@ -77,8 +76,12 @@ def test_too_short_or_no_letters_is_unknown():
     assert detect_languages(["", "Fix it", "1234 5678 -- ++", "https://example.com/a/b/c/d"]) == [(None, 0.0)] * 4
 
 
-def test_detect_languages_pickles_for_a_process_pool():
-    assert pickle.loads(pickle.dumps(detect_languages)) is detect_languages
+def test_language_id_in_a_process_pool_worker_finds_what_it_finds_here():
+    import multiprocessing
+
+    texts = [ENGLISH, GERMAN, "Fix the wick count when the store is empty", ""]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # what the curate stage's pool does
+        assert pool.apply(detect_languages, (texts, ["en", "de"])) == detect_languages(texts, ["en", "de"])
 
 
 def test_only_english_drops_german_prose_but_keeps_german_named_code():
