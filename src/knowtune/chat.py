@@ -143,13 +143,20 @@ def _untrain_trailing_blanks(tokenizer: Any, ids: list[int], mask: list[int]) ->
             k -= 1
 
 
-def _stop_ids(tokenizer: Any) -> set[int]:
-    ids = {tokenizer.eos_token_id}
+TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+
+
+def turn_end_ids(tokenizer: Any) -> set[int]:
+    """EOS and the end-of-turn tokens of the common chat formats: what a reply is trained to end with."""
     vocab = tokenizer.get_vocab()
-    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", DOC_END):
-        if token in vocab:
-            ids.add(vocab[token])
+    ids = {tokenizer.eos_token_id} | {vocab[t] for t in TURN_ENDS if t in vocab}
     return {i for i in ids if i is not None}
+
+
+def _stop_ids(tokenizer: Any) -> set[int]:
+    # Generation also stops at a document's end, which raw-text examples are trained to end with.
+    vocab = tokenizer.get_vocab()
+    return turn_end_ids(tokenizer) | ({vocab[DOC_END]} if DOC_END in vocab else set())
 
 
 def _is_blank(tokenizer: Any, token_id: int) -> bool:

@@ -310,7 +310,9 @@ class TrainConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     gradient_checkpointing: bool = False
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # mixed precision: GPU only
+    # auto: bfloat16 where the hardware multiplies it natively (a GPU that has it; a CPU with AVX512-BF16 or
+    # AMX), else float32. fp16 needs a GPU.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     attention: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     eval_steps: int | None = Field(None, gt=0)  # None: about ten evaluations per run
     save_steps: int | None = Field(None, gt=0)  # None: at every evaluation

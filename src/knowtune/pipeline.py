@@ -16,7 +16,7 @@ from .runs import RunDir, input_hash, run_stage
 # What each command of the CLI runs.
 COMMANDS = {
     "ingest": ["ingest"],
-    "build": ["tokenizer", "chunk", "examples"],
+    "build": ["base", "tokenizer", "chunk", "examples"],
     "curate": ["curate"],
     "train": ["train"],
     "eval": ["eval"],
@@ -39,6 +39,7 @@ class Stage:
 
 def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     # Imports inside: `knowtune --help` should not wait for torch.
+    from .base_model import run_base
     from .curate import run_curate
     from .evaluate import run_eval
     from .examples import run_chunk, run_examples, run_tokenizer
@@ -52,8 +53,9 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     s = stage_settings(cfg)
     return {stage.name: stage for stage in [
         Stage("ingest", s["ingest"], [], lambda x: run_ingest(x, d("ingest"))),
-        Stage("tokenizer", s["tokenizer"], ["ingest"] if s["tokenizer"].base_model == "scratch" else [],
-              lambda x: run_tokenizer(x, d("ingest"), d("tokenizer"))),
+        Stage("base", s["base"], [], lambda x: run_base(x, d("base"))),
+        Stage("tokenizer", s["tokenizer"], ["base", "ingest"] if s["tokenizer"].base_model == "scratch" else ["base"],
+              lambda x: run_tokenizer(x, d("ingest"), d("base"), d("tokenizer"))),
         Stage("chunk", s["chunk"], ["ingest", "tokenizer"], lambda x: run_chunk(x, d("ingest"), d("tokenizer"), d("chunk"))),
         Stage("examples", s["examples"], ["ingest", "chunk"],
               lambda x: run_examples(x, d("ingest"), d("chunk"), d("examples")), exclude=(CACHE,)),
@@ -61,9 +63,10 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
               lambda x: run_curate(x, d("examples"), d("tokenizer"), d("curate")),
               # Not what later stages read: timings and pids, and reasons that quote the settings.
               exclude=("cache", "log.txt", "excluded.jsonl")),
-        Stage("train", s["train"], ["curate", "tokenizer"],
-              lambda x: run_train(x, d("curate"), d("tokenizer"), d("train")), exclude=("checkpoints",)),
-        Stage("eval", s["eval"], ["curate", "train"], lambda x: run_eval(x, d("curate"), d("train") / "model", d("eval"))),
+        Stage("train", s["train"], ["curate", "tokenizer", "base"],
+              lambda x: run_train(x, d("curate"), d("tokenizer"), d("train"), d("base")), exclude=("checkpoints",)),
+        Stage("eval", s["eval"], ["curate", "train", "base"],
+              lambda x: run_eval(x, d("curate"), d("train") / "model", d("eval"))),
         Stage("export", s["export"], ["train"], lambda x: run_export(x, d("train") / "model", d("export"))),
     ]}
 
@@ -84,6 +87,10 @@ def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
             from .sources import fingerprint
 
             inputs = {"sources": fingerprint(stage.settings.sources)}
+        elif name == "base":
+            from .base_model import fingerprint
+
+            inputs = {"file": fingerprint(stage.settings.base_model)}
         else:
             inputs = {up: input_hash(run.stage(up), up) for up in stage.upstream}
         run_stage(name, run.stage(name), stage.settings, inputs, stage.run, console, force, stage.exclude)

@@ -29,6 +29,7 @@ VERSIONED = ("knowtune", "torch", "transformers", "trl", "tokenizers", "datasets
 # The folder each stage writes under runs/<name>/ (DESIGN.md's layout).
 STAGE_DIRS = {
     "ingest": "documents",
+    "base": "base",
     "tokenizer": "tokenizer",
     "chunk": "chunks",
     "examples": "examples",
@@ -116,7 +117,7 @@ def input_hash(folder: Path, stage: str) -> str:
 
 
 def cli_name(stage: str) -> str:
-    return "build" if stage in ("tokenizer", "chunk", "examples") else stage
+    return "build" if stage in ("base", "tokenizer", "chunk", "examples") else stage
 
 
 def is_fresh(folder: Path, settings_hash: str, inputs: dict[str, str], exclude: tuple[str, ...] = ()) -> bool:

@@ -21,6 +21,10 @@ class IngestSettings(Strict):
     redact: RedactConfig
 
 
+class BaseSettings(Strict):
+    base_model: str  # a GGUF file is converted once; anything else is loaded where it is needed
+
+
 class TokenizerSettings(Strict):
     base_model: str
     system_prompt: str | None
@@ -59,6 +63,7 @@ def stage_settings(cfg: Config) -> dict:
     b, train = cfg.build, cfg.train
     return {
         "ingest": IngestSettings(sources=cfg.sources, redact=cfg.ingest.redact),
+        "base": BaseSettings(base_model=train.base_model),
         "tokenizer": TokenizerSettings(base_model=train.base_model, system_prompt=train.system_prompt,
                                        tokenizer=b.tokenizer),
         "chunk": ChunkSettings(chunk_tokens=chunk_tokens(cfg), chunk_overlap=b.chunk_overlap),

@@ -28,7 +28,7 @@ tmp, hidden, optimizer = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 tokenizer = train_bpe([f"lamp {i} burns red every night in the harbour of the tower" for i in range(200)], 800)
 dataset, tokenizer_dir = make_train_data(tmp / "data", tokenizer, n=96)
 before = resident()
-cfg = TrainConfig(base_model="scratch", model=ScratchModel(hidden_size=hidden, layers=4, heads=8,
+cfg = TrainConfig(base_model="scratch", precision="fp32", model=ScratchModel(hidden_size=hidden, layers=4, heads=8,
                                                            intermediate_size=3 * hidden),
                   max_length=64, batch_size=8, max_steps=2, optimizer=optimizer, eval_steps=100, save_steps=100)
 prepared = prepare(cfg, dataset, tokenizer_dir, tmp / "train")

@@ -14,7 +14,7 @@ CONFIG = """
 name: pre
 runs_dir: {runs}
 sources: [{{type: repo, path: {repo}}}]
-train: {{base_model: {model}, max_length: 384, batch_size: 4, max_steps: 2}}
+train: {{base_model: {model}, precision: fp32, max_length: 384, batch_size: 4, max_steps: 2}}
 eval: {{knowledge_samples: 2, trained_samples: 2, max_new_tokens: 8}}
 """
 

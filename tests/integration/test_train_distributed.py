@@ -23,7 +23,7 @@ def free_port() -> int:
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     base = make_pretrained(tmp_path / "base")
     dataset, tokenizer = make_train_data(tmp_path / "data", load_pretrained(str(base)))
-    cfg = dict(base_model=str(base), max_length=64, epochs=2, max_steps=6, learning_rate=1e-3, eval_steps=3,
+    cfg = dict(base_model=str(base), precision="fp32", max_length=64, epochs=2, max_steps=6, learning_rate=1e-3, eval_steps=3,
                logging_steps=1, threads=1)
     one = finish(train_process({**cfg, "batch_size": 4}, dataset, tokenizer, tmp_path / "one"))
     # the shipped two-process config, under accelerate's own launcher

@@ -16,7 +16,7 @@ METHODS = ["full", "lora", "dora", "qlora"]
 
 def config(tmp_path, **kw):
     base = kw.pop("base_model", None) or str(make_pretrained(tmp_path / "base"))
-    defaults = dict(base_model=base, max_length=64, batch_size=4, max_steps=24, epochs=100, learning_rate=3e-3,
+    defaults = dict(base_model=base, precision="fp32", max_length=64, batch_size=4, max_steps=24, epochs=100, learning_rate=3e-3,
                     logging_steps=2, eval_steps=12, warmup_ratio=0.0, scheduler="constant",
                     lora={"r": 8, "alpha": 16, "dropout": 0.0})
     return TrainConfig(**{**defaults, **kw})
@@ -200,3 +200,32 @@ def test_a_base_model_learns_its_new_chat_tokens_with_lora_and_nothing_else_of_t
     merged = AutoModelForCausalLM.from_pretrained(out / "model").get_input_embeddings().weight.detach()
     assert torch.equal(merged[: len(original)], original)  # the old rows: untouched
     assert torch.allclose(merged[ids], after)  # and the merged model has the trained new rows
+
+
+@pytest.mark.skipif(not __import__("knowtune.hardware", fromlist=["x"]).native_bf16(),
+                    reason="this CPU has no native bfloat16: precision auto trains in float32 here")
+def test_lora_in_bfloat16_keeps_its_frozen_layers_in_bfloat16_and_saves_a_float32_merge(tmp_path):
+    cfg = config(tmp_path, method="lora", max_steps=6, precision="auto")
+    dataset, tokenizer = data(tmp_path)
+    out = tmp_path / "train"
+    p = prepare(cfg, dataset, tokenizer, out)
+    params = dict(p.trainer.model.named_parameters())
+    assert {v.dtype for n, v in params.items() if n.endswith("base_layer.weight")} == {torch.bfloat16}
+    assert {v.dtype for n, v in params.items() if "norm" in n or "embed" in n} == {torch.float32}
+    assert {p.dtype for p in p.trainer.model.parameters() if p.requires_grad} == {torch.float32}
+    p.trainer.train()
+    save_model(p.trainer.model, p.tokenizer, cfg, out)
+    merged = AutoModelForCausalLM.from_pretrained(out / "model")
+    assert {p.dtype for p in merged.parameters()} == {torch.float32}
+    # the adapter on the float32 base, unmerged: what the merge must compute
+    from peft import PeftModel
+
+    from knowtune.train.model import load_base
+
+    base, _ = load_base(cfg, p.tokenizer, None, quantised=False)
+    adapted = PeftModel.from_pretrained(base, out / "adapter")
+    ids = torch.tensor([[5, 17, 33, 2, 9]])
+    with torch.no_grad():
+        diff = (merged(ids).logits - adapted(ids).logits).abs().max()
+    assert diff < 1e-4, diff
+    assert json.loads((out / "preflight.json").read_text())["precision"] == "bf16"

@@ -17,7 +17,7 @@ def setup(tmp_path, change=None, **kw):
     if change:
         change(tok)
     dataset, tokenizer = make_train_data(tmp_path / "data", tok)
-    cfg = TrainConfig(**{"base_model": str(base), "max_length": 64, "batch_size": 4, "max_steps": 2, **kw})
+    cfg = TrainConfig(**{"base_model": str(base), "precision": "fp32", "max_length": 64, "batch_size": 4, "max_steps": 2, **kw})
     return cfg, dataset, tokenizer
 
 
@@ -64,7 +64,8 @@ def test_a_rejected_answer_over_max_length_is_refused_too(tmp_path, objective):
     base = make_pretrained(tmp_path / "base")
     dataset, tokenizer = make_train_data(tmp_path / "data", load_pretrained(str(base)),
                                          rejected_tail=" It has burnt that colour every night since the tower was built" * 3)
-    cfg = TrainConfig(base_model=str(base), method="lora", objective=objective, max_length=48, max_steps=2)
+    cfg = TrainConfig(base_model=str(base), method="lora", objective=objective, precision="fp32", max_length=48,
+                      max_steps=2)
     with pytest.raises(PreflightError, match=r"prompt \+ rejected answer .* longer than train.max_length 48"):
         prepare(cfg, dataset, tokenizer, tmp_path / "train")
     prepare(cfg.model_copy(update={"truncation": True}), dataset, tokenizer, tmp_path / "train")  # or cut

@@ -26,7 +26,7 @@ def weights(out):
 def test_a_run_killed_at_a_random_step_resumes_to_the_same_weights(tmp_path, method):
     base = make_pretrained(tmp_path / "base")
     dataset, tokenizer = make_train_data(tmp_path / "data", load_pretrained(str(base)))
-    cfg = dict(base_model=str(base), method=method, max_length=64, batch_size=2, epochs=3, max_steps=30,
+    cfg = dict(base_model=str(base), method=method, precision="fp32", max_length=64, batch_size=2, epochs=3, max_steps=30,
                learning_rate=3e-3, eval_steps=3, save_steps=3, logging_steps=1, threads=1,
                lora={"r": 4, "alpha": 8, "dropout": 0.1})  # dropout: the RNG state must come back too
     straight = train(cfg, dataset, tokenizer, tmp_path / "straight")
@@ -83,7 +83,7 @@ def test_no_checkpoint_is_written_after_the_last_step_when_the_model_is_saved_ne
     tokenizer = load_pretrained(str(make_pretrained(tmp_path / "base")))
     dataset, tokenizer_dir = make_train_data(tmp_path / "data", tokenizer)
     # eval every 2 steps, save every 3: no best checkpoint can be kept, so the last step needs none
-    cfg = TrainConfig(model=TINY_SHAPE, max_length=64, batch_size=2, max_steps=7, eval_steps=2, save_steps=3,
+    cfg = TrainConfig(model=TINY_SHAPE, precision="fp32", max_length=64, batch_size=2, max_steps=7, eval_steps=2, save_steps=3,
                       save_total_limit=5, threads=1)
     p = prepare(cfg, dataset, tokenizer_dir, tmp_path / "train")
     p.trainer.train()

@@ -83,25 +83,33 @@ def test_flattened_examples_attending_one_at_a_time_get_the_logits_they_get_alon
 
 
 def test_the_loss_on_trained_positions_only_is_the_models_loss():
+    from knowtune.train.lm_loss import fused_lm_loss
+
     model = tiny_model("sdpa")
     examples = rows()
     examples[0]["labels"][:6] = [IGNORE] * 6  # a prompt: its positions are not scored
     packed = pack(examples, max_length=16)
+    count = sum(sum(1 for t in e["labels"][1:] if t != IGNORE) for e in examples)
     with torch.no_grad():
         reference = model(**Collator(pad_id=0)(packed)).loss  # 4D masks, the full LM head, the model's own loss
         full = Collator(pad_id=0)(packed)
         labels = full.pop("labels")
-        unshifted = trained_tokens_loss(model(**full), labels)  # every position's logits, shifted here
+        unshifted, n = trained_tokens_loss(model(**full), labels)  # every position's logits, shifted here
+        assert n == count and abs(unshifted / n - reference) < 1e-5
         batch = CountingCollator(pad_id=0, flat=True, keep_logits=True)(packed)
         batch.pop("real_tokens")
         labels = batch.pop("labels")
         with attention.using(model, attention.NAME):
             outputs = model(**batch)
-        kept = trained_tokens_loss(outputs, labels)
-    count = sum(sum(1 for t in e["labels"][1:] if t != IGNORE) for e in examples)
+            kept, n = trained_tokens_loss(outputs, labels)
+            # the fused head: the decoder's hidden states and the head's weight, chunk by chunk
+            del batch["logits_to_keep"]
+            hidden = model.get_decoder()(**batch).last_hidden_state
+        scored = labels[:, 1:] != IGNORE
+        fused = fused_lm_loss(hidden[:, :-1][scored], model.get_output_embeddings().weight, labels[:, 1:][scored],
+                              chunk=5)
     assert outputs.logits.shape[1] == count  # the head ran on the scored positions only
-    assert abs(kept - reference) < 1e-5 and abs(unshifted - reference) < 1e-5
-    assert abs(trained_tokens_loss(outputs, labels, num_items_in_batch=2 * count) - reference / 2) < 1e-5
+    assert n == count and abs(kept / n - reference) < 1e-5 and abs(fused / count - reference) < 1e-5
 
 
 def test_the_model_attends_with_its_own_implementation_outside_training():

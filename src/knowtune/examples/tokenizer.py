@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..base_model import base_location
 from ..records import Document, Example, read_jsonl
 from ..settings import TokenizerSettings
-from ..chat import CHATML, CHATML_TOKENS, with_system_prompt
+from ..chat import CHATML, CHATML_TOKENS, DOC_END, turn_end_ids, with_system_prompt
 
 
-def run_tokenizer(settings: TokenizerSettings, documents: Path, out: Path) -> dict:
+def run_tokenizer(settings: TokenizerSettings, documents: Path, base_dir: Path, out: Path) -> dict:
     base_model, system_prompt = settings.base_model, settings.system_prompt
     if base_model == "scratch":
         texts = [d.text for d in read_jsonl(documents / "documents.jsonl", Document)]
@@ -24,7 +25,7 @@ def run_tokenizer(settings: TokenizerSettings, documents: Path, out: Path) -> di
             texts += [m["content"] for e in read_jsonl(external, Example) for m in e.messages or []]
         tokenizer = train_bpe(texts, settings.tokenizer.vocab_size)
     else:
-        tokenizer = load_pretrained(base_model)
+        tokenizer = load_pretrained(base_location(base_model, base_dir))
     if system_prompt:
         tokenizer.chat_template = with_system_prompt(tokenizer.chat_template, system_prompt)
     tokenizer.save_pretrained(out)
@@ -65,12 +66,18 @@ def load_pretrained(name: str):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name)
+    own = tokenizer.get_vocab()
     if tokenizer.chat_template is None:
         # A base model with no chat format learns ChatML; train/ resizes the embeddings for the new tokens.
         tokenizer.add_special_tokens({"additional_special_tokens": CHATML_TOKENS["extra"]})
         tokenizer.add_special_tokens({"eos_token": CHATML_TOKENS["eos"]})
         tokenizer.chat_template = CHATML
-    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
-        # Pad equal to EOS masks EOS out of the loss and the model never learns to stop.
-        tokenizer.add_special_tokens({"pad_token": CHATML_TOKENS["pad"]})
+    if tokenizer.pad_token is None or tokenizer.pad_token_id in turn_end_ids(tokenizer):
+        # Pad equal to an end of turn masks it out of the loss and the model never learns to stop. The model's
+        # own document-end token serves (SmolLM2's <|endoftext|>): no new token, so the vocabulary stays the
+        # one the model (and its GGUF) has; else a new pad token, whose embedding row is added.
+        if DOC_END in own and own[DOC_END] not in turn_end_ids(tokenizer):
+            tokenizer.pad_token = DOC_END
+        else:
+            tokenizer.add_special_tokens({"pad_token": CHATML_TOKENS["pad"]})
     return tokenizer

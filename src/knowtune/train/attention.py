@@ -26,12 +26,18 @@ def segment_attention(module, query, key, value, attention_mask, cu_seq_lens_q=N
         raise ValueError(f"attention {NAME} runs on packed batches from knowtune's collator (cu_seq_lens_q missing); "
                          "outside training the model uses its own attention")
     lengths = cu_seq_lens_q.diff().tolist()
+    dtype = value.dtype  # what autocast would make the output (rotary may have left query and key in float32)
+    if query.device.type == "cpu" and torch.bfloat16 in (query.dtype, key.dtype, value.dtype):
+        # The CPU's flash kernel is slower in bfloat16 than in float32 on examples this short (measured on
+        # SmolLM2's shape, forward and backward: 25 ms a layer against 19), and more exact in float32
+        query, key, value = query.float(), key.float(), value.float()
     # split, not slicing: the gradient of a slice is a zero-filled tensor of the whole batch per example,
     # the gradient of a split one concatenation
     parts = zip(query.split(lengths, dim=2), key.split(lengths, dim=2), value.split(lengths, dim=2))
     # transformers' SDPA call without a mask: its causal kernel, grouped heads and checks
-    outputs = [sdpa_attention_forward(module, q, k, v, None, **kwargs)[0] for q, k, v in parts]
-    return torch.cat(outputs, dim=1), None
+    with torch.autocast("cpu", enabled=False):
+        outputs = [sdpa_attention_forward(module, q, k, v, None, **kwargs)[0] for q, k, v in parts]
+    return torch.cat(outputs, dim=1).to(dtype), None
 
 
 def _register() -> None:

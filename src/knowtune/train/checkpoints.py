@@ -49,12 +49,12 @@ class MarkComplete(TrainerCallback):
             atomic_write(folder / COMPLETE, json.dumps({"step": state.global_step}) + "\n")
 
 
-def identity(cfg, dataset_hash: str | None, tokenizer_hash: str | None) -> dict:
-    """What a checkpoint must share with a rerun to be resumed by it."""
+def identity(cfg, *inputs: str | None) -> dict:
+    """What a checkpoint must share with a rerun to be resumed by it: the settings that change the weights, and
+    the hashes of what training reads (dataset, tokenizer, a converted base model)."""
     from ..config import stage_hash
 
-    return {"settings": stage_hash(cfg.model_dump(mode="json", exclude=RESUME_TOLERATES)), "dataset": dataset_hash,
-            "tokenizer": tokenizer_hash}
+    return {"settings": stage_hash(cfg.model_dump(mode="json", exclude=RESUME_TOLERATES)), "inputs": list(inputs)}
 
 
 def last_complete(folder: Path) -> Path | None:

@@ -4,10 +4,12 @@ quantised to 4-bit NF4 for QLoRA; with LoRA or DoRA adapters for the adapter met
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..base_model import base_location
 from ..chat import stop_ids
+from ..config import TrainConfig
 
 ADAPTER_METHODS = ("lora", "dora", "qlora")
 
@@ -16,15 +18,33 @@ class HardwareError(ValueError):
     """A setting that needs hardware this machine does not have."""
 
 
-def check_hardware(cfg: TrainConfig) -> None:
-    """GPU-only settings fail here, before anything loads, with what to use instead."""
+def precision_of(cfg: TrainConfig) -> str:
+    """The precision training runs in: `auto` settled by what this machine does fast."""
     import torch
+
+    from ..hardware import native_bf16
+
+    if cfg.precision != "auto":
+        return cfg.precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
+
+
+def check_hardware(cfg: TrainConfig) -> None:
+    """Settings this machine cannot run fail here, before anything loads, with what to use instead."""
+    import torch
+
+    from ..hardware import native_bf16
 
     if torch.cuda.is_available():
         return
-    if cfg.precision != "fp32":
-        raise HardwareError(f"train.precision: {cfg.precision} mixed precision needs a CUDA GPU and this machine "
-                            "has none; use fp32")
+    if cfg.precision == "fp16":
+        raise HardwareError("train.precision: fp16 mixed precision needs a CUDA GPU and this machine has none; "
+                            "use auto or fp32")
+    if cfg.precision == "bf16" and not native_bf16():
+        raise HardwareError("train.precision: bf16 on this CPU would be emulated, several times slower than "
+                            "float32 (it has no AVX512-BF16 or AMX); use auto or fp32")
     if cfg.attention == "flash_attention_2":
         raise HardwareError("train.attention: flash_attention_2 needs a CUDA GPU and this machine has none; "
                             "use sdpa (packed examples stay isolated by their attention mask)")
@@ -33,22 +53,39 @@ def check_hardware(cfg: TrainConfig) -> None:
                             "this machine has no GPU; use adamw_torch_fused")
 
 
-def load_model(cfg: TrainConfig, tokenizer: Any):
+def load_model(cfg: TrainConfig, tokenizer: Any, base_dir: Path | None = None):
     """The base model (quantised for qlora), with adapters for the adapter methods, ready to train."""
     import torch
 
     check_hardware(cfg)
+    model, new_tokens = load_base(cfg, tokenizer, base_dir)
+    if cfg.method == "lora" and precision_of(cfg) == "bf16" and not new_tokens:
+        frozen_in_bf16(model)
+    if cfg.method in ADAPTER_METHODS:
+        torch.manual_seed(cfg.seed)
+        model = add_adapters(model, cfg, new_tokens)
+    elif cfg.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    return model
+
+
+def load_base(cfg: TrainConfig, tokenizer: Any, base_dir: Path | None, quantised: bool = True):
+    """(the base model in float32, or 4-bit for qlora when `quantised`, with rows for new tokens; their ids)."""
+    import torch
+
     # Every random draw below (scratch weights, new embedding rows, adapter initialisation) follows the seed:
-    # two runs of one config start from the same weights, which exact resume and comparisons rely on.
+    # two runs of one config start from the same weights, which exact resume, comparisons and rebuilding the
+    # float32 base for a merge rely on.
     torch.manual_seed(cfg.seed)
+    quantise = quantised and cfg.method == "qlora"
     if cfg.base_model == "scratch":
         model = build_scratch(cfg, tokenizer)
-        if cfg.method == "qlora":  # quantisation happens while loading: save the fresh model and load it back
+        if quantise:  # quantisation happens while loading: save the fresh model and load it back
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(tmp)
-                model = _from_pretrained(tmp, cfg)
+                model = _from_pretrained(tmp, cfg, quantise)
     else:
-        model = _from_pretrained(cfg.base_model, cfg)
+        model = _from_pretrained(base_location(cfg.base_model, base_dir), cfg, quantise)
     vocab = model.get_input_embeddings().weight.shape[0]
     new_tokens = list(range(vocab, len(tokenizer)))
     if new_tokens:
@@ -58,12 +95,25 @@ def load_model(cfg: TrainConfig, tokenizer: Any):
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.do_sample = False
     model.config.pad_token_id = tokenizer.pad_token_id
-    if cfg.method in ADAPTER_METHODS:
-        torch.manual_seed(cfg.seed)
-        model = add_adapters(model, cfg, new_tokens)
-    elif cfg.gradient_checkpointing:
-        model.activation_checkpointing_enable()
-    return model
+    return model, new_tokens
+
+
+def frozen_in_bf16(model) -> None:
+    """The decoder's linear layers stored in bfloat16, for LoRA under bfloat16 autocast.
+
+    Autocast casts a float32 weight to bfloat16 at every use and caches the copy only for weights that train,
+    so with LoRA every frozen layer was copied at every step, forward and backward: 17% of a SmolLM2 step.
+    The products see the same bfloat16 values either way. Embeddings, norms and the head stay float32, so
+    the residual stream keeps its precision, and the adapters stay float32 (peft casts them), as do the
+    weights saved: the merged model is rebuilt from the float32 base (run.save_model).
+    """
+    import torch
+
+    for module in model.get_decoder().modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.data = module.weight.data.to(torch.bfloat16)
+            if module.bias is not None:
+                module.bias.data = module.bias.data.to(torch.bfloat16)
 
 
 def build_scratch(cfg: TrainConfig, tokenizer: Any):
@@ -92,12 +142,12 @@ def build_scratch(cfg: TrainConfig, tokenizer: Any):
     return model
 
 
-def _from_pretrained(name: str, cfg: TrainConfig):
+def _from_pretrained(name: str, cfg: TrainConfig, quantise: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": cfg.attention}
-    if cfg.method == "qlora":
+    if quantise:
         from transformers import BitsAndBytesConfig
 
         # NF4 with double quantisation, as the QLoRA paper; computing in bf16 on a GPU, fp32 on a CPU.

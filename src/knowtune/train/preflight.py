@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import atomic_write
-from ..chat import IGNORE, render, stop_ids
+from ..chat import DOC_END, IGNORE, render, stop_ids, turn_end_ids
 
 
 class PreflightError(ValueError):
@@ -29,10 +29,12 @@ class Plan:
     max_length: int
     optimizer: str
     gradient_checkpointing: bool
+    precision: str = "fp32"
+    base: str | None = None  # where the base weights came from, when that is worth saying (a dequantised GGUF)
 
 
 def check_pad(tokenizer: Any) -> None:
-    pad, stops = tokenizer.pad_token_id, stop_ids(tokenizer)
+    pad, stops = tokenizer.pad_token_id, turn_end_ids(tokenizer)
     if pad is None:
         raise PreflightError("the tokenizer has no pad token; add one that is not EOS (knowtune's tokenizer stage "
                              "does this for every model it loads)")
@@ -118,7 +120,7 @@ def report(out: Path, console: Any, tokenizer: Any, row: dict, params: dict, mem
                 for name in ("bos", "eos", "pad", "unk")}
     stops = {tokenizer.convert_ids_to_tokens(i): i for i in stop_ids(tokenizer)}
     summary = {
-        "special_tokens": specials, "stop_tokens": stops, **params,
+        "special_tokens": specials, "stop_tokens": stops, **params, "precision": plan.precision, "base": plan.base,
         "memory_gib": memory, "effective_batch_size": plan.effective_batch, "steps": plan.steps,
         "training_rows": plan.examples, "max_length": plan.max_length,
     }
@@ -128,6 +130,12 @@ def report(out: Path, console: Any, tokenizer: Any, row: dict, params: dict, mem
     console.print(markup, soft_wrap=True)
     named = ", ".join(f"{k}={v['token']!r} ({v['id']})" for k, v in specials.items())
     console.print(f"preflight: special tokens {named}; stops {stops}")
+    if tokenizer.pad_token == DOC_END:
+        console.print(f"preflight: pad is {DOC_END!r}, the vocabulary's own document-end token (no token added), "
+                      "not an end of turn, so every reply still learns to stop")
+    if plan.base:
+        console.print(f"preflight: base model {plan.base}")
+    console.print(f"preflight: training in {plan.precision}")
     parts = ", ".join(f"{k.replace('_', ' ')} {_size(v)}" for k, v in memory.items() if k != "total")
     console.print(
         f"preflight: {params['trainable_parameters']:,} of {params['parameters']:,} parameters train; "

@@ -18,11 +18,12 @@ from .. import scoped
 from ..chat import encode_chat, encode_example, load_tokenizer
 from ..records import Example
 from ..distributed import barrier, is_main, world_size
+from ..base_model import base_location, describe
 from ..hardware import torch_threads
 from ..runs import read_manifest
 from . import checkpoints, preflight
 from .callbacks import MetricsCallback, plot_losses
-from .model import ADAPTER_METHODS, count_parameters, load_model
+from .model import ADAPTER_METHODS, count_parameters, load_base, load_model, precision_of
 from .packing import pack
 from .trainers import common_args, preference_trainer, sft_trainer, tracking_places
 
@@ -48,7 +49,7 @@ def preference_dataset(examples: list[Example]):
     return Dataset.from_list(rows) if rows else None
 
 
-def expected_template(cfg: TrainConfig) -> str | None:
+def expected_template(cfg: TrainConfig, base_dir: Path | None) -> str | None:
     """The chat template inference will use when the base model brings its own; None when knowtune sets it."""
     if cfg.base_model == "scratch":
         return None
@@ -56,7 +57,7 @@ def expected_template(cfg: TrainConfig) -> str | None:
 
     from ..chat import with_system_prompt
 
-    own = AutoTokenizer.from_pretrained(cfg.base_model).chat_template
+    own = AutoTokenizer.from_pretrained(base_location(cfg.base_model, base_dir)).chat_template
     if own is None:
         return None
     return with_system_prompt(own, cfg.system_prompt) if cfg.system_prompt else own
@@ -71,8 +72,10 @@ class Prepared:
     examples: int
 
 
-def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> Prepared:
-    """Everything up to the first step: data, preflight (printed, saved, refusals raised), model, trainer."""
+def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None = None) -> Prepared:
+    """Everything up to the first step: data, preflight (printed, saved, refusals raised), model, trainer.
+
+    `base_dir`: the base stage's folder, where a GGUF base model was converted to."""
     from ..curate import load_split
 
     tokenizer = load_tokenizer(tokenizer_dir)
@@ -89,7 +92,8 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
         raise ValueError(f"{dataset}: the train split has no examples for objective {cfg.objective}; {hint}")
     chat = next((e for e in train_examples if e.messages or e.prompt), None)
     if chat is not None:
-        preflight.check_template(tokenizer, expected_template(cfg), chat.messages or (chat.prompt + chat.chosen))
+        preflight.check_template(tokenizer, expected_template(cfg, base_dir),
+                                 chat.messages or (chat.prompt + chat.chosen))
     rows = encode_rows(tokenizer, train_examples, cfg, "train split")
     if preference:
         # encode_rows measured prompt + chosen; TRL would cut a longer rejected answer without a word
@@ -101,7 +105,7 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
         val_rows = [] if cfg.train_on_val else encode_rows(tokenizer, split("val"), cfg, "val split")
         train_ds, val_ds = sft_dataset(rows, cfg), sft_dataset(val_rows, cfg)
     with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
-        model = load_model(cfg, tokenizer)
+        model = load_model(cfg, tokenizer, base_dir)
 
     # Under a distributed launch every process takes batch_size rows a step: the global batch is world times that.
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum * world_size()))
@@ -116,10 +120,11 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     memory = preflight.memory_estimate(model, cfg.batch_size * longest * (2 if preference else 1), cfg.optimizer,
                                        cfg.gradient_checkpointing)
     plan = preflight.Plan(len(train_ds), total_steps, cfg.batch_size * cfg.grad_accum * world_size(), cfg.max_length,
-                          cfg.optimizer, cfg.gradient_checkpointing)
+                          cfg.optimizer, cfg.gradient_checkpointing, precision_of(cfg),
+                          describe(base_dir) if base_dir else None)
     shown = next((r for e, r in zip(train_examples, rows) if e.kind != "raw"), rows[0])
-    identity = checkpoints.identity(cfg, (read_manifest(dataset) or {}).get("output_hash"),
-                                    (read_manifest(tokenizer_dir) or {}).get("output_hash"))
+    identity = checkpoints.identity(cfg, *((read_manifest(d) or {}).get("output_hash")
+                                           for d in (dataset, tokenizer_dir, base_dir) if d is not None))
     if is_main():
         preflight.report(out, console, tokenizer, shown, params, memory, plan)
         resume = checkpoints.prepare(out / "checkpoints", identity)
@@ -145,14 +150,14 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> 
     return Prepared(trainer, tokenizer, resume, params, len(train_examples))
 
 
-def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
+def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None = None) -> dict:
     # train.threads holds for this stage only: the stages after it (and a sweep's next trial) get torch as it was
     with torch_threads(cfg.threads) if cfg.threads else nullcontext():
-        return _train(cfg, dataset, tokenizer_dir, out)
+        return _train(cfg, dataset, tokenizer_dir, out, base_dir)
 
 
-def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> dict:
-    p = prepare(cfg, dataset, tokenizer_dir, out)
+def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None) -> dict:
+    p = prepare(cfg, dataset, tokenizer_dir, out, base_dir)
     trainer = p.trainer
     start = time.perf_counter()
     with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
@@ -161,7 +166,7 @@ def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> d
         final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
     if is_main():
-        save_model(trainer.model, p.tokenizer, cfg, out)
+        save_model(trainer.model, p.tokenizer, cfg, out, base_dir)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the model is saved; they only served a resume
         plot_losses(out / "metrics.jsonl", out / "plots" / "loss.png")
     barrier()
@@ -182,8 +187,10 @@ def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path) -> d
     }
 
 
-def save_model(model, tokenizer, cfg: TrainConfig, out: Path) -> None:
+def save_model(model, tokenizer, cfg: TrainConfig, out: Path, base_dir: Path | None = None) -> None:
     """model/: full weights every later stage loads (adapters merged in); adapter/: the adapter alone."""
+    import torch
+
     model_dir = out / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     shutil.rmtree(out / "adapter", ignore_errors=True)
@@ -195,6 +202,13 @@ def save_model(model, tokenizer, cfg: TrainConfig, out: Path) -> None:
             model.save_pretrained(out / "adapter")
         if cfg.method == "qlora":
             merge_4bit_adapters(model)
+        elif any(p.dtype != torch.float32 for p in model.get_base_model().get_decoder().parameters()):
+            # trained over bfloat16 copies of the frozen layers (model.frozen_in_bf16): the adapter goes into the
+            # float32 base instead, so the saved weights lose nothing to the training-time copies
+            from peft import PeftModel
+
+            base, _ = load_base(cfg, tokenizer, base_dir, quantised=False)
+            model = PeftModel.from_pretrained(base, out / "adapter")
         model = model.merge_and_unload()
         if cfg.method == "qlora":  # every 4-bit layer is float now: the saved config must not say otherwise
             model.hf_quantizer.remove_quantization_config(model)

@@ -21,6 +21,8 @@ from trl import SFTTrainer
 from ..config import TrainConfig, learning_rate_for
 from . import attention
 from ..chat import IGNORE
+from .lm_loss import fused_lm_loss
+from .model import precision_of
 from .packing import Collator
 
 
@@ -57,8 +59,8 @@ def common_args(cfg: TrainConfig, out: Path, total_steps: int, eval_steps: int, 
         report_to=tracking(cfg),
         seed=cfg.seed,
         data_seed=cfg.seed,
-        bf16=cfg.precision == "bf16",
-        fp16=cfg.precision == "fp16",
+        bf16=precision_of(cfg) == "bf16",
+        fp16=precision_of(cfg) == "fp16",
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -91,8 +93,9 @@ def tracking_places(cfg: TrainConfig, out: Path) -> dict[str, str]:
 
 class SFT(SFTTrainer):
     """TRL's SFTTrainer on knowtune's rows: flattened packed batches attend example by example (attention.py),
-    the loss is `trained_tokens_loss` (given as the Trainer's public `compute_loss_func`), and the collator asks
-    the model for logits only where a token is trained (`logits_to_keep`); real tokens are counted."""
+    the LM head runs only where a token is trained, fused with its cross-entropy (lm_loss.py) when the head is a
+    plain linear layer, else through `trained_tokens_loss` (the collator asking the model for those logits
+    only: `logits_to_keep`); real tokens are counted."""
 
     def __init__(self, *args, kernel: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,21 +114,58 @@ class SFT(SFTTrainer):
         real = inputs.pop("real_tokens")
         if model.training:  # every process's tokens: the rate is the run's, not one process's
             self.state.num_input_tokens_seen += int(self.accelerator.gather(real.reshape(1)).sum())
-        # Trainer's own compute_loss, not TRL's: TRL's runs the model a second time, with its fused LM head, for
-        # entropy and token accuracy over the whole vocabulary whenever compute_loss_func is set (and in place of
-        # it otherwise), which costs more than the step. Trainer's runs the model once and calls
-        # compute_loss_func, with the gradient-accumulation and multi-process scaling the model's own loss gets.
-        return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        head = fusable_head(model)
+        # Not TRL's compute_loss: it runs the model a second time, with its fused LM head, for entropy and token
+        # accuracy over the whole vocabulary, which costs more than the step; and not through the Trainer's
+        # compute_loss_func, which TRL deprecates in favour of this override (and which would get the logits,
+        # where the fused head needs the hidden states under them).
+        if head is not None:
+            inputs.pop("logits_to_keep", None)
+            with self.accelerator.autocast():  # called directly, the decoder misses the wrapped forward's autocast
+                hidden = attention.hf_model(model).get_decoder()(**inputs, use_cache=False).last_hidden_state
+            shifted = labels[:, 1:]
+            kept = shifted != IGNORE  # position t predicts labels[t + 1]
+            with self.accelerator.autocast():
+                total = fused_lm_loss(hidden[:, :-1][kept], head.weight, shifted[kept])
+            loss = self.scaled(total, int(kept.sum()), num_items_in_batch)
+            return (loss, None) if return_outputs else loss
+        outputs = model(**inputs, use_cache=False)
+        total, count = trained_tokens_loss(outputs, labels)
+        loss = self.scaled(total, count, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
+
+    def scaled(self, total, count: int, num_items_in_batch):
+        """As Trainer.compute_loss scales a summed loss: over the whole accumulated batch's tokens when it knows
+        them (so accumulation and several processes weigh every token alike), else over this batch's."""
+        if num_items_in_batch is None:
+            return total / max(1, count)
+        loss = total / num_items_in_batch
+        if self.args.average_tokens_across_devices:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        return loss
 
 
-def trained_tokens_loss(outputs, labels, num_items_in_batch=None):
-    """Token-averaged cross-entropy of the trained tokens: the Trainer's `compute_loss_func`.
+def fusable_head(model):
+    """The output layer when the loss may run it itself: a plain linear layer (no bias) whose logits the model
+    does not change afterwards (Gemma's soft-capping, Cohere's scale), else None."""
+    import torch
+
+    base = attention.hf_model(model)
+    head = base.get_output_embeddings()
+    config = base.config.get_text_config()
+    plain = type(head) is torch.nn.Linear and head.bias is None
+    changed = any(getattr(config, key, None) not in (None, 1, 1.0) for key in ("final_logit_softcapping", "logit_scale"))
+    return head if plain and not changed and hasattr(base, "get_decoder") else None
+
+
+def trained_tokens_loss(outputs, labels) -> tuple:
+    """(summed cross-entropy of the trained tokens, their count), from logits the model computed.
 
     With a flattened batch the collator asked for logits at trained positions only (`logits_to_keep`: position
     t predicts labels[t + 1]); skipping the prompt's and each example's last position saves the LM head's
-    largest product (vocabulary x hidden), most of all for real models' vocabularies. Otherwise the logits
-    cover every position and are shifted as the model's own loss does. The sum is divided by the tokens of
-    the whole accumulated batch when the Trainer knows them, so every token weighs alike.
+    largest product (vocabulary x hidden). Otherwise the logits cover every position and are shifted as the
+    model's own loss does. The path for heads fused_lm_loss cannot take.
     """
     import torch.nn.functional as F
 
@@ -135,8 +175,7 @@ def trained_tokens_loss(outputs, labels, num_items_in_batch=None):
     else:  # squeeze, not [0]: the gradient of an index is a zero-filled copy of the logits
         logits, targets = logits.squeeze(0), labels[0, 1:][labels[0, 1:] != IGNORE]
     total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE, reduction="sum")
-    count = int((targets != IGNORE).sum())
-    return total / (num_items_in_batch if num_items_in_batch is not None else max(1, count))
+    return total, int((targets != IGNORE).sum())
 
 
 class CountingCollator(Collator):
