@@ -176,32 +176,107 @@ def sweep(
 
 @app.command(name="report")
 def report_command(
-    target: Path = typer.Argument(..., help=TARGET_HELP),
-    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+    targets: list[str] = typer.Argument(..., help="The run to report on (target: a YAML config or a run directory) "
+                                        "with any key.sub=value overrides; or two targets, RUN_A RUN_B, to compare "
+                                        "side by side."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where compare.md and compare.html go when comparing two "
+                                       "runs (default: the first run's folder)."),
 ):
-    """Rebuild report.md and report.html from what the stages wrote."""
+    """Rebuild report.md and report.html from what the stages wrote; with two runs, write compare.md and
+    compare.html: their summary numbers, settings and four-way tables side by side."""
     from .pipeline import report
     from .runs import RunDir
 
     def go():
-        cfg = _load(target, overrides)
-        md, page = report(cfg, RunDir(cfg.run_dir))
-        console.print(f"report: {md} and {page}")
+        # an override always holds "=", a run never does: that is how the two kinds of argument are told apart
+        overrides = [t for t in targets if "=" in t]
+        runs = [Path(t) for t in targets if "=" not in t]
+        if len(runs) == 1:
+            cfg = _load(runs[0], overrides)
+            md, page = report(cfg, RunDir(cfg.run_dir))
+            console.print(f"report: {md} and {page}")
+            return
+        if len(runs) != 2 or overrides:
+            raise ConfigError("report takes one run (with any overrides) or two runs to compare, nothing more")
+        from .report import write_comparison
+
+        a, b = (_run_dir(r) for r in runs)
+        md, page = write_comparison(a, b, out or a.root)
+        console.print(f"comparison: {md} and {page}")
+
+    _guard(go)
+
+
+def _run_dir(target: Path):
+    """The run a YAML config names, or a run directory as it is; refused when no stage has finished there."""
+    from .runs import RunDir, read_manifest
+
+    run = RunDir(target) if target.is_dir() else RunDir(_load(target, []).run_dir)
+    if not any(read_manifest(run.stage(s)) for s in ("ingest", "curate", "train", "eval")):
+        raise ConfigError(f"{target}: no finished stage in {run.root}; run `knowtune run` first")
+    return run
+
+
+@app.command()
+def chat(
+    run_dir: str = typer.Argument(..., help="A run directory (runs/<name>), a model folder, or the URL of a running "
+                                  "server (http://127.0.0.1:8000, from `knowtune serve` or any OpenAI-compatible one; "
+                                  "its key is read from KNOWTUNE_API_KEY)."),
+    max_new_tokens: int = typer.Option(256, help="Longest reply, in tokens."),
+    system: Optional[str] = typer.Option(None, help="A system message to start the conversation with."),
+):
+    """Talk to the trained model in the terminal, with the chat template it was trained with; replies stream."""
+    from .serve.chat import ChatError, repl
+
+    def go():
+        try:
+            repl(run_dir, max_new_tokens, system, sys.stdin, console)
+        except ChatError as err:  # no server there, or it refused us
+            console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+            raise typer.Exit(2)
 
     _guard(go)
 
 
 @app.command()
-def chat(
-    run_dir: Path = typer.Argument(..., help="A run directory (runs/<name>) with a trained model."),
-    max_new_tokens: int = typer.Option(256, help="Longest reply, in tokens."),
-    system: Optional[str] = typer.Option(None, help="A system message to start the conversation with."),
+def serve(
+    target: Path = typer.Argument(..., help="A run directory (runs/<name>) or a model folder."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 opens the server to the network "
+                             "(set KNOWTUNE_API_KEY first)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    rag: bool = typer.Option(False, "--rag", help="Put passages retrieved from the run's dataset ahead of each "
+                             "question."),
+    max_batch: int = typer.Option(32, min=1, help="Requests generated together; more wait in a queue."),
 ):
-    """Talk to the trained model in the terminal, with the chat template it was trained with."""
-    from .serve.chat import find_model, repl
+    """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models),
+    with a web chat page at /.
 
+    Requests are batched as they come. When KNOWTUNE_API_KEY is set, /v1/* requires it as a Bearer token. An
+    absent temperature means what the model's generation_config.json says (greedy for knowtune's models).
+    """
     def go():
-        repl(find_model(run_dir), max_new_tokens, system, sys.stdin, console)
+        import os
+
+        from .serve.app import LOOPBACK
+        from .serve.app import serve as run_server
+        from .serve.model import load
+        from .serve.rag import RetrievalUnavailable, load_retriever
+
+        try:
+            retrieve = load_retriever(target) if rag else None
+        except RetrievalUnavailable as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2)
+        loaded = load(target)
+        api_key = os.environ.get("KNOWTUNE_API_KEY") or None
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        console.print(f"serving {loaded.name} at {url}/v1 (OpenAI-compatible), web chat at {url}/")
+        if api_key:
+            console.print("API key required (KNOWTUNE_API_KEY): send 'Authorization: Bearer <key>'")
+        elif host not in LOOPBACK:
+            console.print(f"[yellow]warning:[/yellow] listening on {host} with no API key: anyone who can reach "
+                          "this machine can use the model; set KNOWTUNE_API_KEY")
+        run_server(loaded, host, port, api_key, max_batch, retrieve)
 
     _guard(go)
 

@@ -145,6 +145,15 @@ class TeacherConfig(Strict):
     prompt: Path | None = None  # None: knowtune's default prompt
     price_per_million_input: float = Field(0.0, ge=0)
     price_per_million_output: float = Field(0.0, ge=0)
+    # Ask for replies through response_format with a JSON schema when the server honours it (found out once
+    # per server by a probe); false: never send a schema, the prompt alone asks for the format.
+    structured: bool = True
+    paraphrases: int = Field(0, ge=0, le=10)  # rewordings of each kept question, each one more qa example
+    # Send the requests as one OpenAI Batch API job (about half the price, answered within 24 h) instead of
+    # one by one; a run stopped while it is pending picks it up on rerun.
+    batch: bool = False
+    batch_poll_seconds: float = Field(60.0, gt=0)  # how often a pending batch's status is asked for
+    batch_discount: float = Field(0.5, ge=0, le=1)  # share of the price the Batch API takes off (OpenAI: 0.5)
 
 
 class JudgeConfig(Strict):
@@ -157,6 +166,7 @@ class JudgeConfig(Strict):
     max_tokens: int = Field(256, gt=0)
     timeout: float | None = Field(None, gt=0)
     prompt: Path | None = None
+    structured: bool | None = None  # None: as the teacher's `structured`
 
 
 class BuildConfig(Strict):
@@ -166,6 +176,9 @@ class BuildConfig(Strict):
     raw: bool = True
     instructions: bool = True
     qa: bool = True  # question-answer pairs made without a model (docstrings, signatures, headings, messages)
+    # wordings of each such fact to train (question and answer templates filled from the text), plus one
+    # spare the curate stage may hold out as the paraphrase set; 1: the fact as it is first asked
+    phrasings: int = Field(3, ge=1, le=4)
     teacher: TeacherConfig | None = None
     judge: JudgeConfig | None = None
     preference: bool = False  # also make preference pairs (chosen / rejected) for DPO and ORPO
@@ -246,7 +259,8 @@ class CurateConfig(Strict):
     semantic_dedup: SemanticDedupConfig = SemanticDedupConfig()
     val_share: float = Field(0.1, ge=0, lt=1)
     test_share: float = Field(0.1, ge=0, lt=1)
-    knowledge_share: float = Field(0.2, ge=0, lt=1)
+    knowledge_share: float = Field(0.2, ge=0, lt=1)  # facts held out whole (every wording), their text trained
+    paraphrase_share: float = Field(0.3, ge=0, le=1)  # trained facts whose spare wording is held out
     decontaminate: DecontaminateConfig = DecontaminateConfig()
     select: SelectConfig = SelectConfig()
     seed: int = 0
@@ -279,6 +293,13 @@ class LoraConfig(Strict):
     # all-linear: every linear layer but the output head, as the QLoRA paper found best
     target_modules: Literal["all-linear"] | list[str] = "all-linear"
     modules_to_save: list[str] = []  # trained in full beside the adapters, e.g. [lm_head]
+
+
+class DuringTrainingConfig(Strict):
+    """Knowledge and general questions asked every `every` steps while training (evaluate/during.py)."""
+
+    every: int = Field(gt=0)
+    samples: int = Field(16, gt=0)  # knowledge questions, and as many general ones
 
 
 class TrainConfig(Strict):
@@ -321,15 +342,30 @@ class TrainConfig(Strict):
     tracking: list[Literal["tensorboard", "mlflow", "wandb"]] = []  # metrics.jsonl is always written
     seed: int = 0
     threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: torch's default
+    during_training: DuringTrainingConfig | None = None  # off: no questions while training
+
+
+class RagConfig(Strict):
+    """Retrieval for the evaluation's "with retrieval" answers: top-k trained chunks put before the question."""
+
+    k: int = Field(3, ge=0)  # 0: no retrieval, two ways of answering instead of four
+    # the user message with the passages; {passages} and {question} are filled in. None: knowtune's default
+    prompt: str | None = None
+    context: int = Field(2048, gt=64)  # tokens the prompt and the answer may take; lower-ranked passages go first
 
 
 class EvalConfig(Strict):
-    knowledge_samples: int = Field(64, ge=0)
+    knowledge_samples: int = Field(64, ge=0)  # questions of each set at most (a fixed random sample)
+    paraphrase_samples: int = Field(64, ge=0)
+    test_samples: int = Field(32, ge=0)
+    general_samples: int = Field(133, ge=0)  # forgetting probes (evaluate/general_questions.jsonl)
     # which knowledge questions: all; or, in a sweep, the half that ranks trials ("select") and the half
     # the chosen setting is reported on ("report"), so the reported score was not used to choose
     knowledge_questions: Literal["all", "select", "report"] = "all"
     trained_samples: int = Field(64, ge=0)
-    max_new_tokens: int | None = Field(None, gt=0)  # None: train.max_length, room for the longest answer
+    max_new_tokens: int = Field(64, gt=0)  # longest answer to a question of the corpus
+    general_max_new_tokens: int = Field(24, gt=0)  # a general question's answer is a word or a number
+    rag: RagConfig = RagConfig()
     batch_size: int = Field(16, gt=0)
     shown_generations: int = Field(10, ge=0)
     seed: int = 0
@@ -388,7 +424,11 @@ class SweepConfig(Strict):
 
 
 class ExportConfig(Strict):
-    merged: bool = True
+    # GGUF files to write, each checked with llama.cpp; [] for none. q4_k_m is what Ollama users expect
+    gguf: list[Literal["f16", "q8_0", "q4_k_m"]] = ["f16", "q8_0", "q4_k_m"]
+    check_prompts: int = Field(5, ge=1, le=6)  # fixed prompts each GGUF answers greedily against transformers
+    check_tokens: int = Field(32, ge=1)  # new tokens for each
+    modelfile: bool = True  # an Ollama Modelfile with the model's chat template written out
 
 
 class Config(Strict):

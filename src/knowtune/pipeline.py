@@ -42,6 +42,7 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     from .base_model import run_base
     from .curate import run_curate
     from .evaluate import run_eval
+    from .evaluate.during import during_training
     from .examples import run_chunk, run_examples, run_tokenizer
     from .examples.stage import CACHE
     from .export import run_export
@@ -64,10 +65,14 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
               # Not what later stages read: timings and pids, and reasons that quote the settings.
               exclude=("cache", "log.txt", "excluded.jsonl")),
         Stage("train", s["train"], ["curate", "tokenizer", "base"],
-              lambda x: run_train(x, d("curate"), d("tokenizer"), d("train"), d("base")), exclude=("checkpoints",)),
-        Stage("eval", s["eval"], ["curate", "train", "base"],
-              lambda x: run_eval(x, d("curate"), d("train") / "model", d("eval"))),
-        Stage("export", s["export"], ["train"], lambda x: run_export(x, d("train") / "model", d("export"))),
+              lambda x: run_train(x, d("curate"), d("tokenizer"), d("train"), d("base"),
+                                  during_training(x, d("curate"), d("tokenizer"), d("train"))),
+              exclude=("checkpoints",)),
+        Stage("eval", s["eval"], ["curate", "train", "base", "tokenizer", "chunk"],
+              lambda x: run_eval(x, d("curate"), d("train") / "model", d("base"), d("tokenizer"), d("chunk"),
+                                 d("eval"))),
+        Stage("export", s["export"], ["train", "eval"],
+              lambda x: run_export(x, d("train") / "model", run.root, d("export"))),
     ]}
 
 

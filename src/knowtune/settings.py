@@ -3,7 +3,7 @@
 The value a stage's function receives is the value its manifest hashes, so a
 setting cannot change a stage's output without rerunning it: nothing else of
 the config reaches the stage. Defaults that come from other settings
-(`build.chunk_tokens`, `curate.max_tokens` and `eval.max_new_tokens` from
+(`build.chunk_tokens` and `curate.max_tokens` from
 `train.max_length`) are derived here, on every run, and never written back
 into the config the user wrote.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .config import (Config, chunk_tokens, CurateConfig, EvalConfig, ExecutorConfig, JudgeConfig, RedactConfig, Source, Strict,
-                     TeacherConfig, TokenizerConfig)
+from .config import (Config, CurateConfig, EvalConfig, ExecutorConfig, ExportConfig, JudgeConfig, RedactConfig,
+                     Source, Strict, TeacherConfig, TokenizerConfig, chunk_tokens)
 
 
 class IngestSettings(Strict):
@@ -40,6 +40,7 @@ class ExamplesSettings(Strict):
     raw: bool
     instructions: bool
     qa: bool
+    phrasings: int
     preference: bool
     teacher: TeacherConfig | None
     judge: JudgeConfig | None
@@ -67,16 +68,27 @@ def stage_settings(cfg: Config) -> dict:
         "tokenizer": TokenizerSettings(base_model=train.base_model, system_prompt=train.system_prompt,
                                        tokenizer=b.tokenizer),
         "chunk": ChunkSettings(chunk_tokens=chunk_tokens(cfg), chunk_overlap=b.chunk_overlap),
-        "examples": ExamplesSettings(raw=b.raw, instructions=b.instructions, qa=b.qa, preference=b.preference,
+        "examples": ExamplesSettings(raw=b.raw, instructions=b.instructions, qa=b.qa, phrasings=b.phrasings,
+                                     preference=b.preference,
                                      teacher=b.teacher, judge=b.judge, prompts=prompt_texts(b)),
         "curate": CurateSettings(
             curate=cfg.curate.model_copy(update={"max_tokens": cfg.curate.max_tokens or train.max_length}),
             allow=cfg.ingest.redact.allow, executor=cfg.executor),
         "train": train,
-        "eval": eval_settings(cfg),
-        "export": cfg.export,
+        "eval": EvalSettings(eval=cfg.eval, base_model=train.base_model),
+        "export": ExportSettings(export=cfg.export, name=cfg.name, base_model=train.base_model,
+                                 system_prompt=train.system_prompt, max_length=train.max_length),
     }
 
 
-def eval_settings(cfg: Config) -> EvalConfig:
-    return cfg.eval.model_copy(update={"max_new_tokens": cfg.eval.max_new_tokens or cfg.train.max_length})
+class ExportSettings(Strict):
+    export: ExportConfig
+    name: str  # the run's, for the model card and the commands it prints
+    base_model: str
+    system_prompt: str | None  # the Modelfile's SYSTEM
+    max_length: int  # the Modelfile's num_ctx: the length the model was trained at
+
+
+class EvalSettings(Strict):
+    eval: EvalConfig
+    base_model: str  # the base model answers the same questions (not for a model from scratch)

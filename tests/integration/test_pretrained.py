@@ -15,7 +15,7 @@ name: pre
 runs_dir: {runs}
 sources: [{{type: repo, path: {repo}}}]
 train: {{base_model: {model}, precision: fp32, max_length: 384, batch_size: 4, max_steps: 2}}
-eval: {{knowledge_samples: 2, trained_samples: 2, max_new_tokens: 8}}
+eval: {{knowledge_samples: 2, trained_samples: 2, max_new_tokens: 8, general_samples: 4, paraphrase_samples: 2, test_samples: 2}}
 """
 
 

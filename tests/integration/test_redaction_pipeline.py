@@ -64,7 +64,7 @@ def test_no_planted_secret_or_personal_data_survives_anywhere_in_the_run(tmp_pat
         "build": {"tokenizer": {"vocab_size": 2000}},
         "train": {"model": {"hidden_size": 64, "layers": 1, "heads": 2, "intermediate_size": 128}, "precision": "fp32",
                   "max_length": 256, "max_steps": 1},
-        "eval": {"knowledge_samples": 1, "trained_samples": 1, "max_new_tokens": 4},
+        "eval": {"knowledge_samples": 1, "trained_samples": 1, "max_new_tokens": 4, "general_samples": 2},
     })
     run = run_stages(cfg, ORDER)
     report(cfg, run)

@@ -33,8 +33,10 @@ def test_the_report_shows_each_stage_with_its_own_numbers(tmp_path):
     train = manifest(run, "train")["counts"]
     assert f"{train['steps']} steps" in named["Train"] and f"validation loss {train['eval_loss']}" in named["Train"]
     results = json.loads((run / "eval" / "results.json").read_text())
-    assert f"| val | {results['val']['loss']} |" in named["Evaluate"]
-    assert f"| trained | {results['trained']['questions']} | {results['trained']['exact_match']} |" in named["Evaluate"]
+    val = results["held_out"]["val"]["tuned"]
+    assert f"| val | tuned | {val['loss']} |" in named["Evaluate"]
+    trained = results["trained"]["tuned"]
+    assert f"| trained | tuned | {trained['questions']} | {trained['exact_match']} |" in named["Evaluate"]
     assert str(run / "export" / "merged") in named["Export"]
     # the page says the same, images inside it
-    assert f"<td>{results['val']['loss']}</td>" in page and page.count("data:image/png;base64,") >= 2
+    assert f"<td>{val['loss']}</td>" in page and page.count("data:image/png;base64,") >= 2

@@ -59,7 +59,7 @@ def test_each_stage_reads_only_what_its_manifest_hashes(tmp_path):
         "build": {"tokenizer": {"vocab_size": 600}},
         "curate": {"semantic_dedup": {"enabled": False}, "knowledge_share": 0.3},
         "train": {"model": TINY_SHAPE, "precision": "fp32", "max_length": 256, "batch_size": 4, "max_steps": 2},
-        "eval": {"knowledge_samples": 2, "trained_samples": 2, "max_new_tokens": 4},
+        "eval": {"knowledge_samples": 2, "trained_samples": 2, "max_new_tokens": 4, "general_samples": 2},
     }
     config_reads: list[str] = []
     cfg = Recorder(validate(raw), config_reads, deep=False)

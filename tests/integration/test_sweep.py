@@ -20,7 +20,7 @@ build: {{tokenizer: {{vocab_size: 400}}}}
 curate: {{semantic_dedup: {{enabled: false}}, knowledge_share: 0.5}}
 train: {{model: {{hidden_size: 32, layers: 1, heads: 2, intermediate_size: 64}}, precision: fp32, max_length: 128, batch_size: 4,
         max_steps: 20, method: lora, lora: {{r: 4, alpha: 8}}}}
-eval: {{knowledge_samples: 4, trained_samples: 2, max_new_tokens: 4}}
+eval: {{knowledge_samples: 4, trained_samples: 2, max_new_tokens: 4, general_samples: 4, paraphrase_samples: 2, test_samples: 2}}
 sweep: {sweep}
 """
 GRID = "{space: {train.learning_rate: [0.001, 0.003], train.lora.r: [2, 4]}, stale_after: 2}"

@@ -38,7 +38,7 @@ def teacher(fake: FakeOpenAI, **overrides) -> TeacherConfig:
 
 
 def sent_for(fake: FakeOpenAI, marker: str, kind: str = "qa", since: int = 0) -> int:
-    return sum(1 for r in fake.requests[since:] if r["kind"] == kind and marker in r["prompt"])
+    return sum(1 for r in fake.chats[since:] if r["kind"] == kind and marker in r["prompt"])
 
 
 def reasons(result, c: Chunk) -> list[str]:
@@ -66,7 +66,8 @@ def test_good_replies_become_qa_examples_and_a_rerun_sends_nothing(fake, tmp_pat
     assert first.kind == "qa" and first.document_id == "doc1"
     assert first.id == stable_id("qa", "teacher", chunks[0].id, question["content"])
     assert first.metadata == {"source": DOC.source, "path": DOC.path, "rule": "teacher",
-                              "quote": "The ALPHA lamp burns oil each night.", "model": "teacher-model"}
+                              "quote": "The ALPHA lamp burns oil each night.", "model": "teacher-model",
+                              "fact": stable_id(chunks[0].id, question["content"]), "phrasing": 0}
     for e in result.examples:
         assert e.metadata["quote"] in next(c.text for c in chunks if c.id == e.provenance[0])
     assert sorted(calls) == [(1, 2), (2, 2)]
@@ -74,14 +75,14 @@ def test_good_replies_become_qa_examples_and_a_rerun_sends_nothing(fake, tmp_pat
     assert (usage["requests"], usage["cached"], usage["retries"], usage["failures"]) == (2, 0, 0, 0)
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0 and usage["stopped_at_budget"] is False
 
-    body = fake.requests[0]["body"]
+    body = fake.chats[0]["body"]
     assert (body["model"], body["temperature"], body["max_tokens"]) == ("teacher-model", 0.2, 1024)
     [message] = body["messages"]
     assert message["role"] == "user" and "Write 2 question-answer pairs" in message["content"]
     assert "Source: lanterna/inventory.py" in message["content"] and "About: the " in message["content"]
 
     again = generate(chunks, DOCS, teacher(fake), None, tmp_path)
-    assert len(fake.requests) == 2
+    assert len(fake.chats) == 2 and len(fake.requests) == 3  # and the probe, sent once: its answer is cached
     assert again.examples == result.examples and again.usage["cached"] == 2 and again.usage["requests"] == 0
 
 
@@ -109,7 +110,7 @@ def test_429_is_retried_after_the_wait_the_server_asks_for(fake, tmp_path):
     start = time.monotonic()
     result = generate([chunk("ALPHA")], DOCS, teacher(fake), None, tmp_path / "seconds")
     assert time.monotonic() - start >= 1.0
-    first, second = fake.requests
+    first, second = fake.chats
     assert (first["status"], second["status"]) == (429, 200)
     assert second["start"] - first["end"] >= 1.0
     assert (result.usage["requests"], result.usage["retries"], result.usage["failures"]) == (1, 1, 0)
@@ -119,7 +120,7 @@ def test_429_is_retried_after_the_wait_the_server_asks_for(fake, tmp_path):
     when = int(time.time()) + 2  # an HTTP date has whole seconds: 1 to 2 s from now
     fake.retry_after = email.utils.formatdate(when, usegmt=True)
     result = generate([chunk("BETA")], DOCS, teacher(fake), None, tmp_path / "date")
-    assert fake.requests[2]["status"] == 429 and fake.requests[3]["time"] >= when - 0.01
+    assert fake.chats[2]["status"] == 429 and fake.chats[3]["time"] >= when - 0.01
     assert result.usage["retries"] == 1 and len(result.examples) == 2
 
 
@@ -160,7 +161,7 @@ def test_a_400_is_not_retried_and_keeps_the_servers_message(fake, tmp_path):
     # a request the server finds malformed (no model named), refused by its own validation
     nameless = generate([chunk("NAMELESS")], DOCS, teacher(fake, model=""), None, tmp_path / "b")
     assert reasons(nameless, chunk("NAMELESS")) == ["HTTP 400: you must provide a model parameter"]
-    assert len(fake.requests) == 2
+    assert len(fake.chats) == 2
     for r in (result, nameless):
         assert (r.usage["requests"], r.usage["retries"], r.usage["failures"]) == (1, 0, 1)
 
@@ -171,11 +172,11 @@ def test_the_budget_stops_new_requests_and_a_rerun_gets_no_second_budget(fake, t
     chunks = [chunk(f"LAMP{i:03d}") for i in range(10)]  # same number of words each: same tokens a request
     budget = 3 * per_request
     cfg = teacher(fake, concurrency=2, budget_tokens=budget)
-    before = len(fake.requests)
+    before = len(fake.chats)
     result = generate(chunks, DOCS, cfg, None, tmp_path / "run")
 
     # 2 start at once; the 3rd and 4th start when 1 and 2 tokens' worth are used; the 3rd reply reaches the budget
-    assert len(fake.requests) - before == 4 and result.usage["requests"] == 4
+    assert len(fake.chats) - before == 4 and result.usage["requests"] == 4
     assert result.usage["stopped_at_budget"] is True
     assert result.usage["prompt_tokens"] + result.usage["completion_tokens"] == 4 * per_request
     unsent = [r["chunk_id"] for r in result.rejected]
@@ -208,7 +209,7 @@ def test_the_judge_keeps_and_drops_pairs_with_its_reasons(fake, tmp_path):
     assert all(e.metadata["judge_reason"] == "the answer is stated in the source" for e in result.examples)
     assert reasons(result, chunks[1]) == ["judge: not grounded: the answer adds a claim"] * 2
     assert reasons(result, chunks[2]) == ["judge reply not understood"] * 2
-    judged = [r for r in fake.requests if r["kind"] == "judge"]
+    judged = [r for r in fake.chats if r["kind"] == "judge"]
     assert len(judged) == 6
     assert {(r["body"]["model"], r["body"]["temperature"], r["body"]["max_tokens"]) for r in judged} == {
         ("judge-model", 0.0, 64)}
@@ -233,7 +234,7 @@ def test_preference_pairs_set_the_grounded_answer_against_the_closed_book_one(fa
         {"role": "assistant", "content": "I believe it is configured in a settings file somewhere."}]
     same = "no preference pair: the closed-book answer is the same as the grounded one"
     assert reasons(result, chunks[1]) == [same] * 2
-    closed = [r["prompt"] for r in fake.requests if r["kind"] == "closed_book"]
+    closed = [r["prompt"] for r in fake.chats if r["kind"] == "closed_book"]
     assert len(closed) == 4 and not any("lamp burns oil" in p or "<passage>" in p for p in closed)
     assert any(p.rstrip().endswith(f"Question: {question}") for p in closed)
 
@@ -246,16 +247,21 @@ def test_dry_run_counts_prices_and_sees_the_cache(fake, tmp_path):
         words(render(default_prompt("qa"), pairs=2, path=DOC.path, about=c.metadata["about"], passage=c.text))
         for c in chunks)
     plan = dry_run(chunks, DOCS, cfg, words, tmp_path)
+    full = (prompt_tokens * 2 + 300 * 10) / 1e6
     assert plan == {"requests": 3, "cached": 0, "to_send": 3, "prompt_tokens": prompt_tokens,
-                    "max_completion_tokens": 300, "max_cost": round((prompt_tokens * 2 + 300 * 10) / 1e6, 6),
-                    "max_cost_to_send": round((prompt_tokens * 2 + 300 * 10) / 1e6, 6), "budget_tokens": None}
-    assert fake.requests == []
+                    "max_completion_tokens": 300, "max_cost": round(full, 6), "max_cost_to_send": round(full, 6),
+                    "max_cost_batch": round(full * 0.5, 6), "max_cost_to_send_batch": round(full * 0.5, 6),
+                    "pays": "one by one", "budget_tokens": None}
+    assert fake.requests == []  # not even the probe
+    batch = dry_run(chunks, DOCS, cfg.model_copy(update={"batch": True, "batch_discount": 0.6}), words, tmp_path)
+    assert batch["pays"] == "batch" and batch["max_cost_batch"] == round(full * 0.4, 6)
 
     generate(chunks[:2], DOCS, cfg, None, tmp_path)
     plan = dry_run(chunks, DOCS, cfg, words, tmp_path)
     last = words(render(default_prompt("qa"), pairs=2, path=DOC.path, about="the GAMMA lamp", passage=chunks[2].text))
-    assert (plan["cached"], plan["to_send"]) == (2, 1)
+    assert (plan["cached"], plan["to_send"]) == (2, 1)  # answered through the schema path: still seen
     assert plan["max_cost_to_send"] == round((last * 2 + 100 * 10) / 1e6, 6)
+    assert plan["max_cost_to_send_batch"] == round((last * 2 + 100 * 10) * 0.5 / 1e6, 6)
 
 
 KILLED_RUN = """
@@ -290,7 +296,7 @@ def test_a_run_killed_midway_resumes_without_asking_again(tmp_path):
         lines = [json.loads(line) for line in cache_file.read_text().splitlines()]  # fsynced: whole lines
         answered = {line["label"] for line in lines}
         assert 5 <= len(answered) < 16
-        sent_before_kill = len(fake.requests)
+        sent_before_kill = len(fake.chats)
 
         result = generate(chunks, DOCS, cfg, None, tmp_path / "cache")
 
@@ -362,7 +368,7 @@ def test_an_edited_prompt_file_is_what_gets_sent(fake, tmp_path):
     prompt.write_text(
         'Source: {path}\n<passage>\n{passage}\n</passage>\nWrite {pairs} questions about {about}, as JSON {"x": 1}.')
     generate([chunk("ALPHA")], DOCS, teacher(fake, prompt=prompt), None, tmp_path / "cache")
-    sent = fake.requests[0]["prompt"]
+    sent = fake.chats[0]["prompt"]
     assert sent.startswith("Source: lanterna/inventory.py\n<passage>\nThe ALPHA lamp")
     assert sent.endswith('Write 2 questions about the ALPHA lamp, as JSON {"x": 1}.')
     prompt.write_text("Write {pairs} questions.")

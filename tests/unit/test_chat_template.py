@@ -83,7 +83,7 @@ def test_a_system_prompt_in_the_template_is_rendered_but_not_trained(tmp_path):
     prompt = 'You are "Keeper" {{ not a jinja block }}\nAnswer briefly.'
     settings = TokenizerSettings(base_model=str(make_pretrained(tmp_path / "base")), system_prompt=prompt,
                                  tokenizer=TokenizerConfig())
-    run_tokenizer(settings, tmp_path, tmp_path / "tok")
+    run_tokenizer(settings, tmp_path, tmp_path / "base", tmp_path / "tok")
     tok = AutoTokenizer.from_pretrained(tmp_path / "tok")  # as eval, export and serve load it
     chat = [{"role": "user", "content": "Which lamp burns red?"}, {"role": "assistant", "content": "Lamp 0."}]
     text = render(tok, chat, add_generation_prompt=False)

@@ -32,12 +32,17 @@ def document_splits(doc_ids: list[str], val_share: float, test_share: float, see
     return splits
 
 
-def assign(examples: list[Example], val_share: float, test_share: float, knowledge_share: float, seed: int) -> None:
+def assign(examples: list[Example], val_share: float, test_share: float, knowledge_share: float, seed: int,
+           paraphrase_share: float = 0.0) -> None:
     """Set `split` on every example in place.
 
     An example that carries one file's part of a change (a diff hunk, or a question about why the file
     changed: metadata "follows") goes where that file went when the file is held out, so a held-out file's
     hunks are never trained through the commits and pull requests that touched it.
+
+    Facts, not strings, are held out: every wording of a fact (metadata "fact") goes to `knowledge` together,
+    while the raw text that states it stays trained. Of the facts that train, `paraphrase_share` lose their
+    spare wording to the `paraphrase` set: a trained fact asked in words the model never saw.
     """
     doc_ids = sorted({e.document_id for e in examples})
     splits = document_splits(doc_ids, val_share, test_share, seed)
@@ -47,8 +52,12 @@ def assign(examples: list[Example], val_share: float, test_share: float, knowled
         follows = e.metadata.get("follows")
         if follows and (where := held.split_of(follows, splits)):
             e.split = where
-        elif e.split == "train" and e.kind in QUESTION_KINDS and unit(seed, "knowledge", e.id) < knowledge_share:
-            e.split = "knowledge"
+        elif e.split == "train" and e.kind in QUESTION_KINDS:
+            fact = e.metadata.get("fact")
+            if unit(seed, "knowledge", fact or e.id) < knowledge_share:
+                e.split = "knowledge"
+            elif fact and e.metadata.get("spare") and unit(seed, "paraphrase", fact) < paraphrase_share:
+                e.split = "paraphrase"
 
 
 class HeldFiles:

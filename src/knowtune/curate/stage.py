@@ -22,7 +22,7 @@ from .decontaminate import benchmark_texts, decontaminate
 from .select import select
 from .stats import dataset_stats, plot_lengths
 from .steps import Dropped, StepResult, exact_dedup, leak_check, length_filter
-from .writer import write_card, write_dataset
+from .writer import SPLITS, write_card, write_dataset
 
 CACHE = "cache"  # vectors by text hash: kept across reruns, not part of the artifact
 # How far from a threshold a decision may go the other way on another kind of CPU: measured, bfloat16 against
@@ -65,12 +65,13 @@ def run_curate(settings: CurateSettings, examples_dir: Path, tokenizer_dir: Path
             step("quality", _quality(current, cfg, ex, cache))
         step("length", length_filter(current, lengths, cfg.min_tokens, cfg.max_tokens))
         if cfg.exact_dedup:
-            step("exact_dedup", exact_dedup(current))
+            step("exact_dedup", by_fact(current, exact_dedup))
         if cfg.near_dedup.enabled:
-            step("near_dedup", _near_dedup(current, cfg, lengths, ex, cache))
+            step("near_dedup", by_fact(current, lambda xs: _near_dedup(xs, cfg, lengths, ex, cache)))
         if cfg.semantic_dedup.enabled:
-            step("semantic_dedup", _semantic_dedup(current, cfg, lengths, ex, cache, notes))
-        splitting.assign(current, cfg.val_share, cfg.test_share, cfg.knowledge_share, cfg.seed)
+            step("semantic_dedup", by_fact(current, lambda xs: _semantic_dedup(xs, cfg, lengths, ex, cache, notes)))
+        splitting.assign(current, cfg.val_share, cfg.test_share, cfg.knowledge_share, cfg.seed,
+                         cfg.paraphrase_share)
         if cfg.decontaminate.enabled:
             step("decontaminate", decontaminate(current, cfg.decontaminate.ngram,
                                                 benchmark_texts(cfg.decontaminate.benchmarks)))
@@ -96,7 +97,7 @@ def run_curate(settings: CurateSettings, examples_dir: Path, tokenizer_dir: Path
             "go on without them.")
     return {
         "examples": len(current), "dropped": len(dropped),
-        **{s: sum(e.split == s for e in current) for s in ("train", "val", "test", "knowledge")},
+        **{s: sum(e.split == s for e in current) for s in SPLITS},
         "train_tokens": stats["train_tokens"], "dropped_by_step": stats["dropped_by_step"],
     }
 
@@ -115,6 +116,26 @@ def _histograms(examples: list[Example], parts: dict) -> dict[str, list[int]]:
         "output": [b for _, b in chat],
         "combined": [sum(parts[e.id]) for e in examples],
     }
+
+
+def by_fact(examples: list[Example], dedup) -> StepResult:
+    """A dedup step decided on each fact's first wording (and on every example that states no fact); a fact's
+    other wordings go where its first went: they repeat it on purpose (phrasings.py), they are no duplicates."""
+    result = dedup([e for e in examples if not e.metadata.get("phrasing")])
+    gone = {d.record["metadata"]["fact"]: d for d in result.dropped if d.record["metadata"].get("fact")}
+    kept = {e.id for e in result.kept}
+    out = StepResult([], list(result.dropped))
+    for e in examples:
+        if e.id in kept:
+            out.kept.append(e)
+        elif e.metadata.get("phrasing"):
+            lead = gone.get(e.metadata["fact"])
+            if lead is None:
+                out.kept.append(e)
+            else:
+                out.dropped.append(Dropped(lead.step, f"another wording of a fact dropped: {lead.reason}", to_dict(e),
+                                           lead.duplicate_of))
+    return out
 
 
 def _by_kind(examples: list[Example]) -> dict[str, list[Example]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..records import Example, atomic_write, read_jsonl, write_jsonl
 
-SPLITS = ("train", "val", "test", "knowledge")
+SPLITS = ("train", "val", "test", "knowledge", "paraphrase")
 SHAPES = {"raw": "raw", "instruction": "chat", "qa": "chat", "preference": "preference"}
 
 

@@ -29,3 +29,22 @@ def f1(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure: the longest common subsequence of the normalised words, as a share of both."""
+    pred, ref = normalise(prediction).split(), normalise(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    # one row of the dynamic-programming table at a time: O(len(pred) x len(ref)) time, O(len(ref)) memory
+    previous = [0] * (len(ref) + 1)
+    for p in pred:
+        current = [0]
+        for j, r in enumerate(ref, 1):
+            current.append(previous[j - 1] + 1 if p == r else max(previous[j], current[j - 1]))
+        previous = current
+    lcs = previous[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(pred), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)

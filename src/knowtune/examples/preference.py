@@ -13,7 +13,8 @@ from ..records import Example, stable_id
 
 def neighbour_pairs(examples: list[Example]) -> tuple[list[Example], list[dict]]:
     """One preference example per question-answer example that has a different neighbouring answer."""
-    qa = [e for e in examples if e.kind == "qa"]
+    # one pair per fact: its first wording (the others would repeat the same preference)
+    qa = [e for e in examples if e.kind == "qa" and not e.metadata.get("phrasing")]
     order = sorted(qa, key=lambda e: (e.document_id, e.provenance[:1], e.id))
     pairs, rejected = [], []
     for i, e in enumerate(order):

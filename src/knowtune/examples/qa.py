@@ -10,6 +10,7 @@ split can hold the question out while the chunk is trained.
 from __future__ import annotations
 
 from ..records import Chunk, Document, Example, stable_id
+from .phrasings import phrasings
 from .qa_pair import QAPair
 from .qa_python import python_pairs
 from .qa_text import change_pairs, doc_pairs
@@ -44,23 +45,31 @@ def extract_qa(doc: Document) -> tuple[list[QAPair], str | None]:
     return _first_of_each(pairs), reason
 
 
-def qa_examples(doc: Document, chunks: list[Chunk]) -> tuple[list[Example], str | None]:
+def qa_examples(doc: Document, chunks: list[Chunk], n: int = 1) -> tuple[list[Example], str | None]:
+    """Each fact of the document in n wordings to train, and a spare one (phrasings.py)."""
     pairs, reason = extract_qa(doc)
-    return [_example(doc, chunks, p) for p in pairs], reason
+    return [e for p in pairs for e in _examples(doc, chunks, p, n)], reason
 
 
-def _example(doc: Document, chunks: list[Chunk], pair: QAPair) -> Example:
+def _examples(doc: Document, chunks: list[Chunk], pair: QAPair, n: int) -> list[Example]:
     provenance = [c.id for c in chunks if pair.span is None or _overlaps(c.span, pair.span)]
-    return Example(
-        id=stable_id("qa", doc.id, pair.rule, pair.question),
-        kind="qa",
-        document_id=doc.id,
-        provenance=provenance or [c.id for c in chunks],
-        messages=[{"role": "user", "content": pair.question}, {"role": "assistant", "content": pair.answer}],
-        metadata={"source": doc.source, "path": doc.path, "rule": pair.rule, "about": pair.about,
-                  # "Why was <file> changed in ...?" is a question about that file: split with it
-                  **({"follows": pair.about} if pair.rule == "change_reason" else {})},
-    )
+    fact = stable_id("fact", doc.id, pair.rule, pair.about)
+    wordings = phrasings(pair, doc.path, n)
+    out = []
+    for i, w in enumerate(wordings):
+        metadata = {"source": doc.source, "path": doc.path, "rule": pair.rule, "about": pair.about,
+                    "fact": fact, "phrasing": i}
+        if i == len(wordings) - 1 and i > 0:
+            metadata["spare"] = True  # the curate stage may hold it out: a trained fact, asked another way
+        if w.follows:
+            metadata["follows"] = w.follows  # "Why was <file> changed in ...?" is about that file: split with it
+        out.append(Example(
+            id=stable_id("qa", doc.id, pair.rule, w.question), kind="qa", document_id=doc.id,
+            provenance=provenance or [c.id for c in chunks],
+            messages=[{"role": "user", "content": w.question}, {"role": "assistant", "content": w.answer}],
+            metadata=metadata,
+        ))
+    return out
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:

@@ -8,7 +8,7 @@ it, and the knowledge split can tell two questions about one symbol apart.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -18,6 +18,9 @@ class QAPair:
     about: str  # the symbol, heading or file the pair is about
     rule: str  # "docstring", "signature", "heading", "change_reason"
     span: tuple[int, int] | None  # character offsets in the document text the answer comes from
+    # what phrasings.py words the fact with besides the above: a signature's params and returns, a page's
+    # title, a change's files and name
+    fields: dict = field(default_factory=dict)
 
 
 def does_question(name: str, path: str) -> str:
@@ -26,6 +29,11 @@ def does_question(name: str, path: str) -> str:
 
 def arguments_question(name: str, path: str) -> str:
     return f"What arguments does `{name}` in {path} take?"
+
+
+def signature_pair(name: str, path: str, params: list[str], returns: str | None, span: tuple[int, int]) -> QAPair:
+    return QAPair(arguments_question(name, path), arguments_answer(name, path, params, returns), name, "signature",
+                  span, {"params": params, "returns": returns})
 
 
 def arguments_answer(name: str, path: str, params: list[str], returns: str | None) -> str:

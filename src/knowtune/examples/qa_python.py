@@ -12,7 +12,7 @@ import inspect
 import re
 
 from ..records import Document
-from .qa_pair import QAPair, arguments_answer, arguments_question, char_offsets, does_question, one_line
+from .qa_pair import QAPair, char_offsets, does_question, one_line, signature_pair
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -48,10 +48,7 @@ def _body_pairs(body: list[ast.stmt], scope: list[str], doc: Document, where: _P
         elif _worth_a_signature(node, docstring is not None):
             params = _params(node, doc.text, in_class=bool(scope))
             returns = _source(doc.text, node.returns) if node.returns else None
-            pairs.append(QAPair(
-                arguments_question(name, doc.path), arguments_answer(name, doc.path, params, returns),
-                name, "signature", _header_span(node, where),
-            ))
+            pairs.append(signature_pair(name, doc.path, params, returns, _header_span(node, where)))
     return pairs
 
 

@@ -41,7 +41,7 @@ def doc_pairs(doc: Document) -> list[QAPair]:
         else:
             question = f"What does {title} say about {heading}?"
         start, end = paragraph
-        pairs.append(QAPair(question, doc.text[start:end], heading, "heading", paragraph))
+        pairs.append(QAPair(question, doc.text[start:end], heading, "heading", paragraph, {"title": title}))
     return pairs
 
 
@@ -133,7 +133,10 @@ def change_pairs(doc: Document) -> list[QAPair]:
     if found is None or not title:
         return []
     answer, span = found
-    return [QAPair(f"Why was {f} changed in {change}?", answer, f, "change_reason", span) for f in files]
+    # One fact, the reason for the change; each changed file gives it one more question (phrasings.py)
+    question = f"Why was {files[0]} changed in {change}?" if files else f"Why was {change} made?"
+    return [QAPair(question, answer, files[0] if files else change, "change_reason", span,
+                   {"files": files, "change": change})]
 
 
 def _commit_body(text: str, subject: str) -> tuple[str, tuple[int, int]] | None:

@@ -22,7 +22,7 @@ import tree_sitter_typescript
 from tree_sitter import Node
 
 from ..records import Document
-from .qa_pair import QAPair, arguments_answer, arguments_question, char_offsets, does_question, one_line
+from .qa_pair import QAPair, char_offsets, does_question, one_line, signature_pair
 
 GRAMMARS = {
     "javascript": tree_sitter_javascript.language, "typescript": tree_sitter_typescript.language_typescript,
@@ -132,11 +132,8 @@ def _function(node: Node, anchor: Node, name_node: Node | None, scope: list[str]
     if not broken and (comment or not _private(node, short, ctx)):
         returns = ctx.text(returns_node).lstrip(":").strip() if returns_node is not None else None
         end = max(n.end_byte for n in (name_node, params_node, returns_node) if n is not None)
-        pairs.append(QAPair(
-            arguments_question(name, ctx.path),
-            arguments_answer(name, ctx.path, _params(params_node, ctx), one_line(returns) if returns else None),
-            name, "signature", ctx.span(anchor.start_byte, end),
-        ))
+        pairs.append(signature_pair(name, ctx.path, _params(params_node, ctx), one_line(returns) if returns else None,
+                                    ctx.span(anchor.start_byte, end)))
     return pairs
 
 

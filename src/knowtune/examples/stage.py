@@ -36,7 +36,7 @@ def run_examples(cfg: ExamplesSettings, documents: Path, chunks_dir: Path, out: 
         if cfg.instructions:
             examples += instructions(doc, chunks)
         if cfg.qa:
-            pairs, reason = qa_examples(doc, chunks)
+            pairs, reason = qa_examples(doc, chunks, cfg.phrasings)
             examples += pairs
             if reason:
                 skipped.append({"document_id": doc.id, "path": doc.path, "step": "qa", "reason": reason})

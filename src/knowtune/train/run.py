@@ -72,7 +72,8 @@ class Prepared:
     examples: int
 
 
-def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None = None) -> Prepared:
+def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None = None,
+            extra_callbacks: list = ()) -> Prepared:
     """Everything up to the first step: data, preflight (printed, saved, refusals raised), model, trainer.
 
     `base_dir`: the base stage's folder, where a GGUF base model was converted to."""
@@ -136,7 +137,7 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, bas
     resume = checkpoints.last_complete(out / "checkpoints")
     args = common_args(cfg, out, total_steps, eval_steps, val_ds is not None)
     callbacks = [MetricsCallback(out / "metrics.jsonl", resumed_at=_step(resume)), checkpoints.MarkComplete(),
-                 checkpoints.SkipFinalSave()]
+                 checkpoints.SkipFinalSave(), *extra_callbacks]
     build = preference_trainer if preference else sft_trainer
     with scoped.environ(**tracking_places(cfg, out)):  # read by the tracking callbacks as they are made
         with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
@@ -150,14 +151,17 @@ def prepare(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, bas
     return Prepared(trainer, tokenizer, resume, params, len(train_examples))
 
 
-def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None = None) -> dict:
+def run_train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None = None,
+              callbacks: list = ()) -> dict:
+    """`callbacks`: more TrainerCallbacks (the evaluation during training, which the pipeline brings)."""
     # train.threads holds for this stage only: the stages after it (and a sweep's next trial) get torch as it was
     with torch_threads(cfg.threads) if cfg.threads else nullcontext():
-        return _train(cfg, dataset, tokenizer_dir, out, base_dir)
+        return _train(cfg, dataset, tokenizer_dir, out, base_dir, list(callbacks))
 
 
-def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None) -> dict:
-    p = prepare(cfg, dataset, tokenizer_dir, out, base_dir)
+def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base_dir: Path | None,
+           callbacks: list) -> dict:
+    p = prepare(cfg, dataset, tokenizer_dir, out, base_dir, callbacks)
     trainer = p.trainer
     start = time.perf_counter()
     with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):

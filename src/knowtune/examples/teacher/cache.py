@@ -23,13 +23,20 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None = None
+    # The server's reason when it refused the request outright (a 4xx): kept only for probes, where a
+    # refusal is the answer to what the probe asks (this server does not take that response_format).
+    refused: str | None = None
 
 
-def request_key(model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int) -> str:
+def request_key(model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int,
+                response_format: dict | None = None) -> str:
     """Everything that shapes the answer, and nothing about where it is sent: the same request
     to another server address (a moved vLLM, a proxy) is the same request. The rendered messages
-    hold the prompt template, the chunk text, the pair count and the names the questions use."""
-    blob = json.dumps([model, messages, temperature, max_tokens], ensure_ascii=False, sort_keys=True)
+    hold the prompt template, the chunk text, the pair count and the names the questions use; a
+    schema the reply was constrained to shapes it too. Without one the key is what it always was,
+    so caches written before structured output still answer prompt-only requests."""
+    fields = [model, messages, temperature, max_tokens] + ([response_format] if response_format else [])
+    blob = json.dumps(fields, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -44,7 +51,7 @@ def load_replies(path: Path) -> dict[str, Reply]:
         try:
             obj = json.loads(line)
             replies[obj["key"]] = Reply(obj["content"], obj["prompt_tokens"], obj["completion_tokens"],
-                                        obj.get("finish_reason"))
+                                        obj.get("finish_reason"), obj.get("refused"))
         except (ValueError, KeyError, TypeError):
             continue
     return replies
@@ -65,9 +72,11 @@ class ReplyCache:
 
     def add(self, key: str, label: str, reply: Reply) -> None:
         # `label` (the chunk id) is only for people reading the file; lookups use the key.
-        line = json.dumps({"key": key, "label": label, "content": reply.content,
-                           "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                           "finish_reason": reply.finish_reason}, ensure_ascii=False)
+        row = {"key": key, "label": label, "content": reply.content, "prompt_tokens": reply.prompt_tokens,
+               "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason}
+        if reply.refused is not None:
+            row["refused"] = reply.refused
+        line = json.dumps(row, ensure_ascii=False)
         self._fh.write(line.encode("utf-8") + b"\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())

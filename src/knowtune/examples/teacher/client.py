@@ -15,7 +15,9 @@ import email.utils
 import os
 import random
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 
@@ -32,8 +34,17 @@ class RequestFailed(Exception):
     """A request given up on; the message is the reason kept in the rejected rows."""
 
 
+class RequestRefused(RequestFailed):
+    """The server refused the request itself (a 4xx, or a 5xx about a parameter it does not take):
+    sending it again gets the same answer."""
+
+
 class BudgetReached(Exception):
     pass
+
+
+class Deferred(Exception):
+    """A request put in the pending batch instead of sent: its step waits for the batch's results."""
 
 
 @dataclass
@@ -51,6 +62,13 @@ class Tally:
     # it reuses, so a restarted run does not get a second budget.
     spent: int = 0
     stopped_at_budget: bool = False
+    probes: int = 0  # structured-output probes sent (structured.py); not in `requests`
+    # Replies read as JSON by (step, path): path "schema" or "prompt", with "_repaired" when a repair was
+    # needed and "_unparsed" when none worked (structured.structured_reply)
+    parsed: Counter = field(default_factory=Counter)
+    # Keys answered in this run (sent, or read from a batch): a later pass that finds them in the cache
+    # does not count them as cached.
+    fresh: set = field(default_factory=set)
 
     def check_budget(self) -> None:
         if self.budget is not None and self.spent >= self.budget:
@@ -58,9 +76,11 @@ class Tally:
             raise BudgetReached
 
     def usage(self, seconds: float) -> dict:
+        parsed = {f"{step}_{outcome}": n for (step, outcome), n in sorted(self.parsed.items())}
         return {"requests": self.requests, "cached": self.cached, "retries": self.retries, "failures": self.failures,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "stopped_at_budget": self.stopped_at_budget, "seconds": round(seconds, 3)}
+                "stopped_at_budget": self.stopped_at_budget, "seconds": round(seconds, 3),
+                **({"probes": self.probes} if self.probes else {}), **parsed}
 
 
 @dataclass
@@ -76,6 +96,9 @@ class Endpoint:
     slots: asyncio.Semaphore  # bounds the requests in flight at this endpoint
     cache: ReplyCache
     tally: Tally  # shared by all endpoints of a run: one budget
+    # The response_format shape this server honours (structured.FORMS), set by its probe; None: prompt only.
+    structured: str | None = None
+    batch: Any = None  # a batch.BatchQueue: requests not in the cache join the pending batch instead of being sent
 
 
 def open_client(base_url: str, api_key_env: str | None, timeout: float, section: str) -> openai.AsyncOpenAI:
@@ -87,38 +110,52 @@ def open_client(base_url: str, api_key_env: str | None, timeout: float, section:
     return openai.AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
 
 
-async def ask(ep: Endpoint, messages: list[dict[str, str]], label: str) -> Reply:
-    """The reply to `messages`, from the cache or the server. Raises BudgetReached or RequestFailed."""
-    key = request_key(ep.model, messages, ep.temperature, ep.max_tokens)
+def request_body(ep: Endpoint, messages: list[dict[str, str]], response_format: dict | None = None) -> dict:
+    """The chat completion request as sent, one by one or as a line of a batch file."""
+    body = {"model": ep.model, "messages": messages, "temperature": ep.temperature, "max_tokens": ep.max_tokens}
+    if response_format is not None:
+        body["response_format"] = response_format
+    return body
+
+
+async def ask(ep: Endpoint, messages: list[dict[str, str]], label: str, response_format: dict | None = None) -> Reply:
+    """The reply to `messages`, from the cache or the server. Raises BudgetReached or RequestFailed
+    (and Deferred when the endpoint collects a batch)."""
+    key = request_key(ep.model, messages, ep.temperature, ep.max_tokens, response_format)
     hit = ep.cache.get(key)
     if hit is not None:
-        ep.tally.cached += 1
+        if key not in ep.tally.fresh:
+            ep.tally.cached += 1
         ep.tally.spent += hit.prompt_tokens + hit.completion_tokens
         return hit
+    if ep.batch is not None:
+        ep.tally.check_budget()
+        # raises Deferred (queued for the next batch) or RequestFailed (a batch of this run could not answer it)
+        ep.batch.add(key, label, ep.cache, request_body(ep, messages, response_format))
     # The slot is held through retries and their waits too: a server that answered 429 is not
     # sent more requests at once while it recovers.
     async with ep.slots:
         ep.tally.check_budget()  # after waiting for a slot: the budget may have run out meanwhile
         ep.tally.requests += 1
         try:
-            reply = await _send(ep, messages)
+            reply = await _send(ep, messages, response_format)
         except RequestFailed:
             ep.tally.failures += 1
             raise
     ep.cache.add(key, label, reply)
+    ep.tally.fresh.add(key)
     ep.tally.prompt_tokens += reply.prompt_tokens
     ep.tally.completion_tokens += reply.completion_tokens
     ep.tally.spent += reply.prompt_tokens + reply.completion_tokens
     return reply
 
 
-async def _send(ep: Endpoint, messages: list[dict[str, str]]) -> Reply:
+async def _send(ep: Endpoint, messages: list[dict[str, str]], response_format: dict | None) -> Reply:
     for attempt in range(ep.max_retries + 1):
         wait = None
         try:
-            response = await ep.client.chat.completions.create(
-                model=ep.model, messages=messages, temperature=ep.temperature, max_tokens=ep.max_tokens)
-            return _reply(response, messages)
+            response = await ep.client.chat.completions.create(**request_body(ep, messages, response_format))
+            return reply_of(response, messages)
         except openai.APITimeoutError:
             last = f"timed out after {ep.timeout:g} s"
         except openai.APIConnectionError as err:
@@ -126,7 +163,10 @@ async def _send(ep: Endpoint, messages: list[dict[str, str]]) -> Reply:
         except openai.APIStatusError as err:
             last = f"HTTP {err.status_code}: {_server_message(err)}"
             if err.status_code != 429 and err.status_code < 500:
-                raise RequestFailed(last) from None  # the request itself is wrong; sending it again cannot help
+                raise RequestRefused(last) from None  # the request itself is wrong; sending it again cannot help
+            if response_format is not None and "response_format" in last:
+                # llama-cpp-python's server answers a response_format it does not take with a 500 that names it
+                raise RequestRefused(last) from None
             wait = retry_after(err.response.headers)
         except openai.APIError as err:  # a 200 whose body is not a chat completion
             raise RequestFailed(f"unreadable reply: {err}") from None
@@ -149,7 +189,7 @@ async def ask_follow_up(ep: Endpoint, prompt: str, label: str, step: str) -> tup
         return None, f"{step} request failed: {err}"
 
 
-def _reply(response, messages: list[dict[str, str]]) -> Reply:
+def reply_of(response, messages: list[dict[str, str]]) -> Reply:
     if not getattr(response, "choices", None):
         raise RequestFailed("the server's reply had no choices")
     choice = response.choices[0]

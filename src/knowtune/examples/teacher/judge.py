@@ -8,9 +8,12 @@ judge reads it.
 
 from __future__ import annotations
 
-from .client import Endpoint, ask_follow_up
+from typing import Any
+
+from .client import BudgetReached, Endpoint, RequestFailed
 from .parse import NotJSON, load_json
 from .prompts import render
+from .structured import VERDICT_SCHEMA, structured_reply
 
 
 def parse_verdict(reply: str) -> tuple[bool, bool, str] | None:
@@ -19,6 +22,11 @@ def parse_verdict(reply: str) -> tuple[bool, bool, str] | None:
         value = load_json(reply)
     except NotJSON:
         return None
+    return verdict_of(value)
+
+
+def verdict_of(value: Any) -> tuple[bool, bool, str] | None:
+    """parse_verdict for a reply already read as JSON."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if not isinstance(value, dict):
@@ -33,10 +41,13 @@ def parse_verdict(reply: str) -> tuple[bool, bool, str] | None:
 async def judge_pair(ep: Endpoint, template: str, pair: dict[str, str], passage: str, label: str) -> tuple[bool, str]:
     """(keep, reason): the judge's own reason when it answered, else why it could not."""
     prompt = render(template, question=pair["question"], answer=pair["answer"], passage=passage)
-    reply, why = await ask_follow_up(ep, prompt, label, "judge")
-    if reply is None:
-        return False, why
-    verdict = parse_verdict(reply.content)
+    try:
+        got = await structured_reply(ep, [{"role": "user", "content": prompt}], VERDICT_SCHEMA, "judge", label)
+    except BudgetReached:
+        return False, "budget reached before the judge"
+    except RequestFailed as err:
+        return False, f"judge request failed: {err}"
+    verdict = verdict_of(got.value) if got.value is not None else None
     if verdict is None:
         return False, "judge reply not understood"
     grounded, useful, reason = verdict

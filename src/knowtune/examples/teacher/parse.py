@@ -49,7 +49,8 @@ def load_json(reply: str) -> Any:
 
 
 def as_list(value: Any) -> list | None:
-    """A list of pairs from the shapes models use: [...], {"pairs": [...]}, or one pair on its own."""
+    """A list of pairs from the shapes models use: [...], {"pairs": [...]}, or one pair on its own; and
+    the structured-output schema's {"pair_1": {...}, "pair_2": {...}} (structured.pairs_schema)."""
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
@@ -57,15 +58,23 @@ def as_list(value: Any) -> list | None:
             return [value]
         if len(value) == 1 and isinstance(next(iter(value.values())), list):
             return next(iter(value.values()))
+        if value and all(isinstance(v, dict) for v in value.values()):
+            return list(value.values())
     return None
 
 
 def parse_pairs(reply: str, passage: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Pairs kept ({"question","answer","quote"}) and pairs dropped ({"question"?, "reason"})."""
     try:
-        items = as_list(load_json(reply))
+        value = load_json(reply)
     except NotJSON as err:
         return [], [{"reason": str(err)}]
+    return check_pairs(value, passage)
+
+
+def check_pairs(value: Any, passage: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """parse_pairs for a reply already read as JSON (a schema's {"pairs": [...]} or any shape as_list takes)."""
+    items = as_list(value)
     if items is None:
         return [], [{"reason": "not a JSON array of pairs"}]
     if not items:

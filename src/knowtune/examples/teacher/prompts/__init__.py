@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ....config import ConfigError
 
-NAMES = ("qa", "judge", "closed_book")
+NAMES = ("qa", "judge", "closed_book", "paraphrase")
 # The placeholders each prompt cannot do without.
-REQUIRED = {"qa": ("{passage}",), "judge": ("{question}", "{answer}", "{passage}"), "closed_book": ("{question}",)}
+REQUIRED = {"qa": ("{passage}",), "judge": ("{question}", "{answer}", "{passage}"), "closed_book": ("{question}",),
+            "paraphrase": ("{question}",)}
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -36,12 +37,15 @@ def load_prompt(path: Path | None, name: str) -> str:
 
 def teacher_prompts(teacher, judge, preference: bool) -> dict[str, str]:
     """The prompt texts each teacher step sends: "qa"; "judge" with a judge; "closed_book" (the answer without
-    the passage, a preference pair's rejected one) with preference pairs."""
+    the passage, a preference pair's rejected one) with preference pairs; "paraphrase" (rewordings of each
+    kept question) with `teacher.paraphrases`."""
     texts = {"qa": load_prompt(teacher.prompt, "qa")}
     if judge is not None:
         texts["judge"] = load_prompt(judge.prompt, "judge")
     if preference:
         texts["closed_book"] = default_prompt("closed_book")
+    if teacher.paraphrases:
+        texts["paraphrase"] = default_prompt("paraphrase")
     return texts
 
 
