@@ -150,8 +150,24 @@ def train(
     _guard(check)
     # a run that stopped left no manifest, so the stage is not fresh and runs (and resumes) by itself
     _run_commands(["train"], target, overrides, force, False)
-_stage_command("eval", "Held-out loss against a unigram baseline; greedy answers scored by exact match and F1.")
-_stage_command("export", "Save the trained model and tokenizer (with its chat template) for plain transformers.")
+_stage_command("eval", "Every question set answered four ways (base, base + retrieval, tuned, tuned + retrieval), "
+                       "scored and compared; held-out loss by kind of document.")
+
+
+@app.command()
+def export(
+    target: Path = typer.Argument(..., help=TARGET_HELP),
+    overrides: Optional[list[str]] = typer.Argument(None, help=OVERRIDES_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    push: Optional[str] = typer.Option(None, "--push", help="Also push the export to this Hugging Face Hub repo "
+                                       "(needs HF_TOKEN and the network)."),
+):
+    """Merged safetensors, the adapter, GGUF files checked in llama.cpp, an Ollama Modelfile and a model card."""
+    _run_commands(["export"], target, overrides, force, False)
+    if push:
+        from .export.push import push_export
+
+        _guard(lambda: push_export(_load(target, overrides).run_dir / "export", push, console))
 
 
 @app.command()
