@@ -354,6 +354,18 @@ class RagConfig(Strict):
     context: int = Field(2048, gt=64)  # tokens the prompt and the answer may take; lower-ranked passages go first
 
 
+class EvalJudgeConfig(Strict):
+    """A model behind any OpenAI-compatible endpoint that grades answers against the references."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    concurrency: int = Field(4, gt=0)
+    max_tokens: int = Field(256, gt=0)
+    timeout: float = Field(60.0, gt=0)
+    prompt: Path | None = None  # None: knowtune's (evaluate/judge.py); {question}, {reference}, {answer}
+
+
 class EvalConfig(Strict):
     knowledge_samples: int = Field(64, ge=0)  # questions of each set at most (a fixed random sample)
     paraphrase_samples: int = Field(64, ge=0)
@@ -366,6 +378,7 @@ class EvalConfig(Strict):
     max_new_tokens: int = Field(64, gt=0)  # longest answer to a question of the corpus
     general_max_new_tokens: int = Field(24, gt=0)  # a general question's answer is a word or a number
     rag: RagConfig = RagConfig()
+    judge: EvalJudgeConfig | None = None  # none: exact match, F1 and ROUGE-L only
     batch_size: int = Field(16, gt=0)
     shown_generations: int = Field(10, ge=0)
     seed: int = 0

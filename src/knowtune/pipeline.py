@@ -70,7 +70,7 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
               exclude=("checkpoints",)),
         Stage("eval", s["eval"], ["curate", "train", "base", "tokenizer", "chunk"],
               lambda x: run_eval(x, d("curate"), d("train") / "model", d("base"), d("tokenizer"), d("chunk"),
-                                 d("eval"))),
+                                 d("eval")), exclude=("cache",)),
         Stage("export", s["export"], ["train", "eval"],
               lambda x: run_export(x, d("train") / "model", run.root, d("export"))),
     ]}

@@ -20,6 +20,7 @@ from ..records import write_json, write_jsonl
 from .compare import compare
 from .general import general_correct
 from .generate import generate
+from .judge import judge_rows, judge_scores
 from .metrics import exact_match, f1, rouge_l
 from .perplexity import model_loss, unigram_loss
 from .questions import Question, question_sets
@@ -68,12 +69,17 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
                                f"{way}: {set_name} questions")
         del model
 
+    if cfg.judge is not None:
+        judge_rows([r for r in rows if r["set"] != "general"], cfg.judge, out / "cache")
     for set_name in asked:
         mine = [r for r in rows if r["set"] == set_name]
         by_way = {}
         for r in mine:
             by_way.setdefault(r["model"], []).append(r)
         results[set_name] = {way: score(rs) for way, rs in by_way.items()}
+        if cfg.judge is not None and set_name != "general":
+            for way, rs in by_way.items():
+                results[set_name][way].update(judge_scores(rs))
         metric = "exact_match" if set_name == "general" else "f1"
         results[set_name]["comparison"] = compare(
             {way: {r["id"]: r[metric] for r in rs} for way, rs in by_way.items()}, seed=cfg.seed)
