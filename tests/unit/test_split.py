@@ -109,3 +109,55 @@ def test_generic_short_answers_do_not_empty_the_training_set():
     others = [chat(f"t{i}", f"d{i + 2}", f"What does `f{i}` in m.py return?", "It returns None.", "train")
               for i in range(5)]
     assert decontaminate([held, *others], 13).dropped == []
+
+
+def worded(fact: str, doc: str, n: int = 3):
+    """A fact in n wordings and a spare one, as phrasings.py makes them."""
+    out = []
+    for i in range(n + 1):
+        e = Example(id=f"{fact}.{i}", kind="qa", document_id=doc,
+                    messages=[{"role": "user", "content": f"Question {i} about {fact}?"},
+                              {"role": "assistant", "content": f"The answer about {fact}."}],
+                    metadata={"fact": fact, "phrasing": i, **({"spare": True} if i == n else {})})
+        out.append(e)
+    return out
+
+
+def test_facts_are_held_out_whole_and_spare_wordings_form_the_paraphrase_set():
+    examples = []
+    for d in range(30):
+        examples.append(Example(id=f"r{d}", kind="raw", document_id=f"d{d}", text=f"document {d}"))
+        for f in range(4):
+            examples += worded(f"f{d}.{f}", f"d{d}")
+    assign(examples, 0.1, 0.1, 0.3, seed=0, paraphrase_share=0.5)
+    by_fact = {}
+    for e in examples:
+        if e.metadata.get("fact"):
+            by_fact.setdefault(e.metadata["fact"], []).append(e)
+    held = [f for f, es in by_fact.items() if any(e.split == "knowledge" for e in es)]
+    assert held and all(all(e.split == "knowledge" for e in by_fact[f]) for f in held)  # every wording, together
+    for f in held:  # the raw text stating it is trained
+        assert next(e for e in examples if e.id == "r" + by_fact[f][0].document_id[1:]).split == "train"
+    paraphrased = [f for f, es in by_fact.items() if any(e.split == "paraphrase" for e in es)]
+    assert paraphrased and not set(paraphrased) & set(held)
+    for f in paraphrased:  # only the spare is held out; the other wordings of the fact train
+        assert [e.split for e in by_fact[f]] == ["train", "train", "train", "paraphrase"]
+
+
+def test_decontamination_removes_a_wording_of_a_held_out_fact_that_stayed_in_training():
+    examples = worded("f1", "d1")
+    for e in examples[:2]:
+        e.split = "knowledge"
+    for e in examples[2:]:  # as if a change's question had followed its file elsewhere
+        e.split = "train"
+    result = decontaminate(examples, 13)
+    assert {d.record["id"] for d in result.dropped} == {"f1.2", "f1.3"}
+    assert all(d.reason.startswith("states the fact of") for d in result.dropped)
+
+
+def test_a_paraphrase_shares_its_answer_with_trained_wordings_and_removes_nothing():
+    examples = worded("f1", "d1")
+    for e in examples:
+        e.split = "train"
+    examples[-1].split = "paraphrase"
+    assert decontaminate(examples, 13).dropped == []
