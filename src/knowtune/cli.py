@@ -267,8 +267,9 @@ def serve(
     """Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models),
     with a web chat page at /.
 
-    Requests are batched as they come. When KNOWTUNE_API_KEY is set, /v1/* requires it as a Bearer token. An
-    absent temperature means what the model's generation_config.json says (greedy for knowtune's models).
+    Requests are batched as they come. When KNOWTUNE_API_KEY is set, /v1/* requires it as a Bearer token.
+
+    An absent temperature means what the model's generation_config.json says: greedy for knowtune's models.
     """
     def go():
         import os

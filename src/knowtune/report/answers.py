@@ -14,7 +14,7 @@ def by_question(gens: list[dict], set_name: str) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for g in gens:
         if g["set"] == set_name:
-            out.setdefault(g["id"], {})[g["model"]] = g
+            out.setdefault(g["id"], {})[g.get("model", "tuned")] = g
     return out
 
 
@@ -114,6 +114,7 @@ def forgetting_blocks(res: dict, gens: list[dict]) -> list[Block]:
                              for q in spread(lost, LOST_SHOWN)], wide=True))
     kinds = base.get("by_kind", {})
     if kinds and tuned.get("by_kind"):
+        blocks.append("Exact match by topic, base → tuned:")
         blocks.append(Bullets([f"{k}: {v['f1']} → {tuned['by_kind'].get(k, {}).get('f1', '-')} ({v['questions']} "
                                "questions)" for k, v in kinds.items()]))
     return blocks

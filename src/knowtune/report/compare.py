@@ -83,8 +83,17 @@ def summary_section(run_a: RunDir, run_b: RunDir, names: tuple[str, str]) -> lis
     a = {(what, way): v for what, way, v in headline(run_a)}
     b = {(what, way): v for what, way, v in headline(run_b)}
     rows = [[what + (f", {label(way)}" if way else ""), num(a.get((what, way))), num(b.get((what, way))),
-             _difference(a.get((what, way)), b.get((what, way)))] for what, way in dict.fromkeys([*a, *b])]
-    return [Table(["what", *names, f"{names[1]} − {names[0]}"], rows)]
+             _difference(a.get((what, way)), b.get((what, way)))] for what, way in merged_order(list(a), list(b))]
+    return [Table(["what", *names, f"difference ({names[1]} − {names[0]})"], rows)]
+
+
+def merged_order(a: list, b: list) -> list:
+    """a's keys in a's order, each key only b has placed right after the key b has before it."""
+    out = list(a)
+    for i, key in enumerate(b):
+        if key not in out:
+            out.insert(out.index(b[i - 1]) + 1 if i else 0, key)
+    return out
 
 
 def sets_section(run_a: RunDir, run_b: RunDir, names: tuple[str, str]) -> list[Block]:

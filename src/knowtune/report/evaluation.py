@@ -70,7 +70,7 @@ def way_intervals(gens: list[dict]) -> dict[str, dict[str, tuple[float, float, f
     the comparison gives intervals for differences between ways, not for each way)."""
     scores: dict[str, dict[str, list[float]]] = {}
     for g in gens:
-        scores.setdefault(g["set"], {}).setdefault(g["model"], []).append(g[metric_of(g["set"])])
+        scores.setdefault(g["set"], {}).setdefault(g.get("model", "tuned"), []).append(g[metric_of(g["set"])])
     return {s: {w: plots.mean_interval(v) for w, v in by_way.items() if v} for s, by_way in scores.items()}
 
 
@@ -85,7 +85,8 @@ def four_way_blocks(run: RunDir, res: dict, sets: list[str], intervals: dict) ->
     for name in sets:
         metric = metric_of(name)
         by_way = {w: res[name][w] for w in ways_of(res[name])}
-        bars[name] = {w: (r[metric], *(intervals.get(name, {}).get(w, (None, None, None))[1:])) for w, r in by_way.items()}
+        known = intervals.get(name, {})
+        bars[name] = {w: (r[metric], *known.get(w, (None, None, None))[1:]) for w, r in by_way.items()}
     path = plots.four_ways(bars, plots_dir(run) / "four_ways.png")
     if path:
         blocks.append(Image(path, "score per question set and way (F1; exact match for general questions); error "

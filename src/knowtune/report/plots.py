@@ -57,7 +57,8 @@ def training_curves(rows: list[dict], path: Path) -> Path | None:
             if train:
                 ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
             if evals:
-                ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], marker="o", label="validation loss")
+                ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], marker="o",
+                        label="validation loss")
             ax.set_ylabel("loss (nats per token)")
             ax.legend(fontsize=8)
         elif panel == "lr":
@@ -65,7 +66,7 @@ def training_curves(rows: list[dict], path: Path) -> Path | None:
             ax.set_ylabel("learning rate")
         else:
             ax.plot([s for s, _ in speed], [v for _, v in speed], color="tab:purple", marker=".")
-            ax.set_ylabel("tokens per second (wall clock)")
+            ax.set_ylabel("tokens/s (wall clock, with evaluation)")
             ax.set_ylim(bottom=0)
         ax.set_xlabel("step")
     return _save(fig, path)
@@ -96,7 +97,7 @@ def four_ways(bars: dict[str, dict[str, tuple[float, float | None, float | None]
     ax.set_xticklabels([f"{name}\n({metric_label('exact_match' if name == 'general' else 'f1')})" for name in bars])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")
-    ax.legend(fontsize=8, ncol=len(ways))
+    ax.legend(fontsize=8, ncol=len(ways), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _save(fig, path)
 
 
@@ -113,6 +114,11 @@ def during_training(rows: list[dict], path: Path) -> Path | None:
         points = [(s, r[key]) for s, r in zip(steps, rows) if r.get(key) is not None]
         if points:
             ax.plot([s for s, _ in points], [v for _, v in points], marker="o", label=name, color=colour)
+    scored = [r for r in rows if r.get("knowledge_f1") is not None]
+    if scored:  # the step a user would stop at for knowledge
+        best = max(scored, key=lambda r: (r["knowledge_f1"], -r["step"]))
+        ax.axvline(best["step"], color="grey", linestyle="--", linewidth=1,
+                   label=f"best knowledge F1 (step {best['step']})")
     ax.set_xlabel("step")
     ax.set_ylabel("score")
     ax.set_ylim(0, 1.05)

@@ -9,7 +9,7 @@ from ..records import read_json
 from ..runs import RunDir
 from . import plots
 from .artifacts import counts, jsonl, manifest, metrics, plots_dir
-from .blocks import Block, Image, Pre, Table, cut, spread
+from .blocks import Block, Image, Pre, Table, cut, num, spread
 
 SAMPLES = 3  # records shown per kind of example, per curation step, per skip reason
 
@@ -90,7 +90,8 @@ def curate_section(run: RunDir) -> list[Block]:
     stats = read_json(folder / "stats.json")
     funnel = stats["funnel"]
     blocks: list[Block] = [
-        f"{funnel[0]['in']} examples in, {funnel[-1]['out']} kept; {stats.get('train_tokens', 0):,} tokens to train on.",
+        f"{funnel[0]['in']} examples in, {funnel[-1]['out']} kept; {stats.get('train_tokens', 0):,} tokens to train "
+        "on.",
         Table(["step", "in", "out", "dropped"], [[f["step"], f["in"], f["out"], f["in"] - f["out"]] for f in funnel]),
     ]
     splits = stats["by_split"]
@@ -135,10 +136,11 @@ def train_section(run: RunDir) -> list[Block]:
     if pre.is_file():
         p = read_json(pre)
         mem = p.get("memory_gib", {})
-        parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in mem.items() if k != "total")
-        blocks.append(f"Preflight: {p.get('precision', '-')} precision, effective batch {p.get('effective_batch_size', '-')}"
+        parts = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in mem.items() if k != "total")
+        blocks.append(f"Preflight: {p.get('precision', '-')} precision, effective batch "
+                      f"{p.get('effective_batch_size', '-')}"
                       f" sequences of at most {p.get('max_length', '-')} tokens, {p.get('training_rows', '-')} rows; "
-                      f"estimated memory {mem.get('total', '-')} GiB ({parts}).")
+                      f"estimated memory {num(mem.get('total'), 3)} GiB ({parts}).")
     curves = plots.training_curves(metrics(run), plots_dir(run) / "training.png")
     if curves:
         blocks.append(Image(curves, "training and validation loss, learning rate and throughput against step"))
@@ -148,12 +150,26 @@ def train_section(run: RunDir) -> list[Block]:
 
 
 def export_section(run: RunDir) -> list[Block]:
-    m = manifest(run, "export")
-    if not m or not m["counts"].get("merged"):
+    c = counts(run, "export")
+    megabytes = c.get("merged_megabytes", c.get("megabytes") if c.get("merged") else None)
+    if megabytes is None:
         return []
-    return [f"`{run.stage('export') / 'merged'}` ({m['counts']['megabytes']} MB) loads with "
-            "`AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained`; its chat template is the "
-            "one used in training."]
+    folder = run.stage("export")
+    blocks: list[Block] = [
+        f"`{folder / 'merged'}` ({megabytes} MB) loads with `AutoModelForCausalLM.from_pretrained` and "
+        "`AutoTokenizer.from_pretrained`; its chat template is the one used in training."]
+    gguf = c.get("gguf") or {}
+    if gguf:
+        same = c.get("greedy_identical") or {}
+        blocks.append(Table(["GGUF file", "MB", "greedy answers the same as transformers'"],
+                            [[f"model-{q}.gguf", mb, same.get(q, "-")] for q, mb in gguf.items()]))
+        if "tokenisation_identical" in c:
+            blocks.append("llama.cpp tokenises the check strings " + (
+                "exactly as the model's tokenizer does." if c["tokenisation_identical"] else
+                f"differently from the model's tokenizer: see `{folder / 'checks.json'}`."))
+    if c.get("modelfile"):
+        blocks.append(f"{c['modelfile']}: `ollama create {run.root.name} -f {folder / 'Modelfile'}`.")
+    return blocks
 
 
 def sweep_section(run: RunDir) -> list[Block]:
@@ -167,7 +183,8 @@ def sweep_section(run: RunDir) -> list[Block]:
 
     def flush():
         if table:
-            blocks.append(Table(table[0], table[2:] if len(table) > 1 and set(table[1][0]) <= set("-: ") else table[1:]))
+            ruled = len(table) > 1 and set(table[1][0]) <= set("-: ")  # the |---|---| line under the header
+            blocks.append(Table(table[0], table[2:] if ruled else table[1:]))
             table.clear()
 
     for line in path.read_text(encoding="utf-8").splitlines():

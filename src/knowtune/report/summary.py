@@ -57,6 +57,8 @@ def summary_section(run: RunDir) -> list[Block]:
             continue
         join = " → " if ways == ["base", "tuned"] else " / "
         rows.append([f"{what} ({join.join(label(w) for w in ways)})", join.join(num(v) for _, v in values)])
+    if not rows:
+        return []
     seconds = stage_seconds(run)
     blocks: list[Block] = [Table(["what", "value"], rows)]
     if seconds:
