@@ -110,7 +110,8 @@ def run_one(method: str, n: int, threads: int, optimizer: str, rows: int | None)
     # Packed rows hold several examples: knowtune takes as many rows a step as hold the tokens of TRL's
     # batch of 8 examples, so both make about the same number of optimizer steps of the same size.
     rows_per_step = rows or max(1, round(BATCH * real_tokens / len(encoded) / MAX_LENGTH))
-    cfg = TrainConfig(model=SHAPE, max_length=MAX_LENGTH, batch_size=rows_per_step, epochs=1, learning_rate=LR,
+    cfg = TrainConfig(model=SHAPE, precision="fp32", max_length=MAX_LENGTH, batch_size=rows_per_step, epochs=1,
+                      learning_rate=LR,
                       warmup_ratio=0.05, logging_steps=1000, eval_steps=100000, save_steps=100000, seed=SEED,
                       threads=threads, optimizer=optimizer)
     with tempfile.TemporaryDirectory() as tmp:
