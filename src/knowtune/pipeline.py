@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,18 +38,23 @@ class Stage:
     exclude: tuple[str, ...] = ()  # output subfolders not part of the artifact (checkpoints)
 
 
+def lazy(module: str, name: str) -> Callable:
+    """`module.name`, imported at its first call."""
+    def call(*args):
+        return getattr(importlib.import_module(module, __package__), name)(*args)
+    return call
+
+
 def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
-    # Imports inside: `knowtune --help` should not wait for torch.
-    from .base_model import run_base
-    from .curate import run_curate
-    from .evaluate import run_eval
-    from .evaluate.during import during_training
-    from .examples import run_chunk, run_examples, run_tokenizer
-    from .examples.stage import CACHE
-    from .export import run_export
     from .settings import stage_settings
-    from .sources import run_ingest
-    from .train import run_train
+
+    # Each stage's code is imported when it runs: `knowtune --help` should not wait for torch, and an ingest
+    # should not hold half a gigabyte of libraries it never calls.
+    run_ingest, run_base = lazy(".sources", "run_ingest"), lazy(".base_model", "run_base")
+    run_tokenizer, run_chunk = lazy(".examples", "run_tokenizer"), lazy(".examples", "run_chunk")
+    run_examples, run_curate = lazy(".examples", "run_examples"), lazy(".curate", "run_curate")
+    run_train, during_training = lazy(".train", "run_train"), lazy(".evaluate.during", "during_training")
+    run_eval, run_export = lazy(".evaluate", "run_eval"), lazy(".export", "run_export")
 
     d = run.stage
     s = stage_settings(cfg)
@@ -58,8 +64,8 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
         Stage("tokenizer", s["tokenizer"], ["base", "ingest"] if s["tokenizer"].base_model == "scratch" else ["base"],
               lambda x: run_tokenizer(x, d("ingest"), d("base"), d("tokenizer"))),
         Stage("chunk", s["chunk"], ["ingest", "tokenizer"], lambda x: run_chunk(x, d("ingest"), d("tokenizer"), d("chunk"))),
-        Stage("examples", s["examples"], ["ingest", "chunk"],
-              lambda x: run_examples(x, d("ingest"), d("chunk"), d("examples")), exclude=(CACHE,)),
+        Stage("examples", s["examples"], ["ingest", "chunk"],  # cache/: the teacher's replies, kept across reruns
+              lambda x: run_examples(x, d("ingest"), d("chunk"), d("examples")), exclude=("cache",)),
         Stage("curate", s["curate"], ["examples", "tokenizer"],
               lambda x: run_curate(x, d("examples"), d("tokenizer"), d("curate")),
               # Not what later stages read: timings and pids, and reasons that quote the settings.
@@ -76,6 +82,15 @@ def stages(cfg: Config, run: RunDir) -> dict[str, Stage]:
     ]}
 
 
+def with_base(names: list[str], plan: dict[str, Stage]) -> list[str]:
+    """`names` with the base stage first when one of them reads it: it depends only on the config, so a
+    command such as `knowtune curate` or a dry run never stops at "no finished base stage"; when it has run
+    with the same settings it is skipped in a moment."""
+    if "base" in names or not any("base" in plan[name].upstream for name in names):
+        return names
+    return ["base", *names]
+
+
 def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
     run = RunDir(cfg.run_dir)
     run.root.mkdir(parents=True, exist_ok=True)
@@ -83,7 +98,7 @@ def run_stages(cfg: Config, names: list[str], force: bool = False) -> RunDir:
         atomic_write(run.config_file, dump_config(cfg))
     plan = stages(cfg, run)
     quiet_libraries()
-    for name in names:
+    for name in with_base(names, plan):
         stage = plan[name]
         if name not in EVERY_PROCESS and not is_main():
             barrier()  # under a distributed launch the main process runs it; this one reads what it wrote

@@ -119,7 +119,7 @@ def test_tpe_samples_ranges_ranks_by_knowledge_and_retrains_the_best_on_train_an
     retrained = json.loads((root / "sweep" / "best" / "train" / "manifest.json").read_text())
     assert retrained["config"]["train_on_val"] is True
     evaluated = json.loads((root / "sweep" / "best" / "eval" / "manifest.json").read_text())
-    assert evaluated["config"]["knowledge_questions"] == "report"
+    assert evaluated["config"]["eval"]["knowledge_questions"] == "report"
     # the retraining saw the val examples: more examples than any trial
     trial_examples = json.loads((root / "sweep" / trials[0]["trial"] / "train" / "manifest.json").read_text())
     assert retrained["counts"]["examples"] > trial_examples["counts"]["examples"]

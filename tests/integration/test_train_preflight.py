@@ -72,7 +72,6 @@ def test_a_rejected_answer_over_max_length_is_refused_too(tmp_path, objective):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ({"precision": "bf16"}, "train.precision: bf16 mixed precision needs a CUDA GPU"),
     ({"precision": "fp16"}, "train.precision: fp16 mixed precision needs a CUDA GPU"),
     ({"attention": "flash_attention_2"}, "train.attention: flash_attention_2 needs a CUDA GPU"),
     ({"optimizer": "paged_adamw_8bit"}, "train.optimizer: paged_adamw_8bit pages optimizer states"),
@@ -80,6 +79,23 @@ def test_a_rejected_answer_over_max_length_is_refused_too(tmp_path, objective):
 def test_gpu_only_settings_fail_on_a_cpu_with_what_to_use_instead(setting, message):
     with pytest.raises(HardwareError, match=message):
         check_hardware(TrainConfig(**setting))
+
+
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_bf16_runs_where_the_cpu_has_it_and_is_refused_where_it_would_be_emulated(native, monkeypatch):
+    from knowtune.hardware import native_bf16
+
+    monkeypatch.setenv("KNOWTUNE_BF16", native)  # the detection's override: either kind of CPU, on this one
+    native_bf16.cache_clear()
+    try:
+        if native == "1":
+            check_hardware(TrainConfig(precision="bf16"))
+        else:
+            with pytest.raises(HardwareError, match="bf16 on this CPU would be emulated.*use auto or fp32"):
+                check_hardware(TrainConfig(precision="bf16"))
+    finally:
+        monkeypatch.delenv("KNOWTUNE_BF16")
+        native_bf16.cache_clear()
 
 
 @pytest.mark.parametrize("optimizer", ["adamw_torch", "sgd"])

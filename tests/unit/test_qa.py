@@ -270,12 +270,18 @@ def test_a_commit_body_answers_why_each_file_changed():
     files = ["docs/pricing.md", "lanterna/pricing.py"]
     doc = change("3f2a9c1b7d4e", COMMIT, "Price orders for the harbour office", files)
     body = "Wicks over fifty get ten percent off; totals round up to half crowns."
+    # one fact, the commit's reason; each changed file asks it once more, and the question follows its file
     pairs = extract_qa(doc)[0]
     assert [(p.question, p.answer, p.about) for p in pairs] == [
-        ('Why was docs/pricing.md changed in "Price orders for the harbour office"?', body, "docs/pricing.md"),
-        ('Why was lanterna/pricing.py changed in "Price orders for the harbour office"?', body, "lanterna/pricing.py"),
-    ]
+        ('Why was docs/pricing.md changed in "Price orders for the harbour office"?', body, "docs/pricing.md")]
     assert COMMIT[pairs[0].span[0]:pairs[0].span[1]] == body
+    examples, _ = qa_examples(doc, [], n=3)
+    per_file = {e.messages[0]["content"]: e.metadata.get("follows") for e in examples
+                if e.messages[0]["content"].startswith("Why was docs") or e.messages[0]["content"].startswith("Why was lanterna")}
+    assert per_file == {
+        'Why was docs/pricing.md changed in "Price orders for the harbour office"?': "docs/pricing.md",
+        'Why was lanterna/pricing.py changed in "Price orders for the harbour office"?': "lanterna/pricing.py"}
+    assert {e.metadata["fact"] for e in examples} == {examples[0].metadata["fact"]}
 
 
 def test_a_commit_without_a_body_has_no_pairs():
@@ -289,7 +295,10 @@ def test_a_commit_touching_many_files_asks_about_five():
     files = [f"lanterna/f{i}.py" for i in range(8)]
     text = "commit 1\nDate: 2026-10-04\n\nRename\n\nNames follow the store.\n\nFiles changed:\n" + "".join(
         f"  {f} (+1 -1)\n" for f in files)
-    assert len(extract_qa(change("1", text, "Rename", files))[0]) == 5
+    doc = change("1", text, "Rename", files)
+    assert extract_qa(doc)[0][0].fields["files"] == files[:5]
+    asked = {e.metadata.get("follows") for e in qa_examples(doc, [], n=20)[0]} - {None}
+    assert asked == set(files[:5])
 
 
 def test_a_pull_request_description_answers_why():
@@ -304,9 +313,9 @@ def test_a_pull_request_description_answers_why():
     assert qa(doc) == [
         ('Why was lanterna/archive.py changed in pull request #42 ("Keep thirty nightly reports")?',
          "The archive grew without limit; keep the newest thirty and delete the rest."),
-        ('Why was CHANGELOG.md changed in pull request #42 ("Keep thirty nightly reports")?',
-         "The archive grew without limit; keep the newest thirty and delete the rest."),
     ]
+    questions = [e.messages[0]["content"] for e in qa_examples(doc, [], n=3)[0]]
+    assert 'Why was CHANGELOG.md changed in pull request #42 ("Keep thirty nightly reports")?' in questions
     no_description = "PR #43: Bump\nState: open\n\n(no description)\n\nFiles changed:\n  a.py (modified, +1 -1)\n"
     assert qa(change("pr/43", no_description, "Bump", ["a.py"])) == []
 
@@ -322,8 +331,11 @@ def test_examples_carry_messages_ids_metadata_and_the_chunk_holding_the_answer()
         Chunk(id="c1", document_id=doc.id, text=doc.text[cut:], n_tokens=60, span=(cut, len(doc.text))),
     ]
     examples, reason = qa_examples(doc, chunks)
-    assert reason is None and len(examples) == 3
-    module, docstring, signature = examples
+    # three facts, each in one wording to train and a spare one the curate stage may hold out
+    assert reason is None and len(examples) == 6
+    assert [e.metadata.get("spare", False) for e in examples] == [False, True] * 3
+    module, docstring, signature = examples[::2]
+    assert docstring.metadata["fact"] == examples[3].metadata["fact"] != module.metadata["fact"]
     assert module.provenance == ["c0"] and docstring.provenance == ["c1"] and signature.provenance == ["c1"]
     assert docstring.kind == "qa" and docstring.document_id == doc.id
     question = "What does `price_order` in lanterna/pricing.py do?"
@@ -334,7 +346,8 @@ def test_examples_carry_messages_ids_metadata_and_the_chunk_holding_the_answer()
          "content": "Total price of an order, with the wick discount and rounding to half crowns."},
     ]
     assert docstring.metadata == {
-        "source": "repo:t", "path": "lanterna/pricing.py", "rule": "docstring", "about": "price_order"}
+        "source": "repo:t", "path": "lanterna/pricing.py", "rule": "docstring", "about": "price_order",
+        "fact": stable_id("fact", doc.id, "docstring", "price_order"), "phrasing": 0}
 
 
 def test_an_answer_spanning_two_chunks_comes_from_both_and_skips_pass_their_reason():

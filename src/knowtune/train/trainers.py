@@ -210,7 +210,7 @@ def sft_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds, val_ds
     collator = CountingCollator(tokenizer.pad_token_id, additive=cfg.attention == "eager", flat=kernel is not None,
                                 keep_logits=keep)
     return SFT(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-               data_collator=collator, callbacks=callbacks, kernel=kernel, compute_loss_func=trained_tokens_loss)
+               data_collator=collator, callbacks=callbacks, kernel=kernel)
 
 
 def preference_trainer(model, tokenizer, cfg: TrainConfig, args: dict, train_ds, val_ds, callbacks):
