@@ -57,6 +57,18 @@ def make_repo(dest: Path, history: bool = True) -> Path:
     return dest
 
 
+@pytest.fixture(autouse=True)
+def environment_as_it_was():
+    """Every test leaves the process environment as it found it. Dask's Nanny writes OMP_NUM_THREADS=1 (and
+    MKL's, OpenBLAS's) into the process that starts a cluster; every knowtune subprocess a later test started
+    then ran torch on one thread, so the suite's time and a test's speed depended on what ran before."""
+    before = dict(os.environ)
+    yield
+    if dict(os.environ) != before:
+        os.environ.clear()
+        os.environ.update(before)
+
+
 @pytest.fixture
 def tiny_repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "tinyrepo")

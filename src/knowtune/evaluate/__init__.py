@@ -22,7 +22,7 @@ from .general import general_correct
 from .generate import generate
 from .judge import judge_rows, judge_scores
 from .metrics import exact_match, f1, rouge_l
-from .perplexity import model_loss, unigram_loss
+from .perplexity import mean_loss, row_losses, unigram_counts, unigram_loss
 from .questions import Question, question_sets
 from .retrieval import DEFAULT_PROMPT, Retriever, with_passages
 
@@ -50,16 +50,18 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
     results: dict = {"held_out": {}, "held_out_by_kind": {}}
     rows: list[dict] = []
     splits = {s: load_split(dataset, s) for s in ("train", "val", "test")}
-    train_rows = [encode_example(tokenizer, e) for e in splits["train"]]
+    counts = unigram_counts([encode_example(tokenizer, e) for e in splits["train"]])
+    held = {s: [encode_example(tokenizer, e) for e in splits[s]] for s in ("val", "test")}
     for name, where in models.items():
         model = load_model(where, tokenizer)
-        for split in ("val", "test"):
+        for split, encoded in held.items():
+            # every row scored once; the split's loss and each kind's are sums over its rows
+            losses = row_losses(model, encoded, cfg.batch_size, tokenizer.pad_token_id)
             for kind in (None, *DOC_KINDS):
-                examples = [e for e in splits[split] if kind is None or e.metadata.get("doc_kind") == kind]
-                if not examples:
+                pick = [i for i, e in enumerate(splits[split]) if kind is None or e.metadata.get("doc_kind") == kind]
+                if not pick:
                     continue
-                r = held_out_loss(model, [encode_example(tokenizer, e) for e in examples], train_rows, tokenizer,
-                                  cfg.batch_size)
+                r = held_out_loss([losses[i] for i in pick], [encoded[i] for i in pick], counts, len(tokenizer))
                 target = results["held_out"] if kind is None else results["held_out_by_kind"].setdefault(kind, {})
                 target.setdefault(split, {})[name] = r
         for set_name, ways in asked.items():
@@ -132,9 +134,9 @@ def load_model(where, tokenizer):
     return model.eval()
 
 
-def held_out_loss(model, rows, train_rows, tokenizer, batch_size: int) -> dict:
-    loss = model_loss(model, rows, batch_size, tokenizer.pad_token_id)
-    uni = unigram_loss(train_rows, rows, len(tokenizer))
+def held_out_loss(losses: list[tuple[float, int]], rows: list[dict], counts, vocab_size: int) -> dict:
+    loss = mean_loss(losses)
+    uni = unigram_loss(counts, rows, vocab_size)
     return {"loss": round(loss, 4), "perplexity": round(math.exp(min(loss, 50)), 2), "unigram_loss": round(uni, 4),
             "gain_over_unigram": round(uni - loss, 4), "examples": len(rows)}
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from .attention import hf_model
+
 CHUNK = 1024  # positions per chunk: 1024 x 49152 float32 is 200 MB
 
 
@@ -61,3 +63,18 @@ def fused_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Ten
     if hidden.shape[0] == 0:
         return hidden.sum() * 0 + weight.sum() * 0
     return _FusedLinearCrossEntropy.apply(hidden, weight, targets, chunk)
+
+
+def fusable_head(model):
+    """The output layer when the loss may run it itself: a plain linear layer (no bias) whose logits the model
+    does not change afterwards (Gemma's soft-capping, Cohere's scale), else None."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        # gradients are averaged across processes only through the wrapper's own forward: the loss must go
+        # through it, which gives it logits (of the trained positions only), never the decoder's hidden states
+        return None
+    base = hf_model(model)
+    head = base.get_output_embeddings()
+    config = base.config.get_text_config()
+    plain = type(head) is torch.nn.Linear and head.bias is None
+    changed = any(getattr(config, key, None) not in (None, 1, 1.0) for key in ("final_logit_softcapping", "logit_scale"))
+    return head if plain and not changed and hasattr(base, "get_decoder") else None

@@ -167,7 +167,7 @@ def _train(cfg: TrainConfig, dataset: Path, tokenizer_dir: Path, out: Path, base
     with scoped.quiet(scoped.LIBRARIES_ASK_OLD_NAME, category=FutureWarning):
         result = trainer.train(resume_from_checkpoint=str(p.resume) if p.resume else None)
         seconds = time.perf_counter() - start
-        final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
+        final_eval = last_evaluation(trainer)
 
     if is_main():
         save_model(trainer.model, p.tokenizer, cfg, out, base_dir)
@@ -251,3 +251,15 @@ def merge_4bit_adapters(peft_model) -> None:
 
 def _step(checkpoint: Path | None) -> int:
     return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
+def last_evaluation(trainer) -> dict:
+    """The validation metrics of the final weights: the trainer's own when it has just evaluated at the last
+    step (a SmolLM2 validation pass takes tens of seconds on a CPU; twice is waste), else a new pass."""
+    if trainer.eval_dataset is None:
+        return {}
+    step = trainer.state.global_step
+    logged = [h for h in trainer.state.log_history if "eval_loss" in h]
+    if logged and logged[-1].get("step") == step:
+        return logged[-1]
+    return trainer.evaluate()

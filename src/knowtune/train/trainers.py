@@ -21,7 +21,7 @@ from trl import SFTTrainer
 from ..config import TrainConfig, learning_rate_for
 from . import attention
 from ..chat import IGNORE
-from .lm_loss import fused_lm_loss
+from .lm_loss import fusable_head, fused_lm_loss
 from .model import precision_of
 from .packing import Collator
 
@@ -144,19 +144,6 @@ class SFT(SFTTrainer):
         if self.args.average_tokens_across_devices:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         return loss
-
-
-def fusable_head(model):
-    """The output layer when the loss may run it itself: a plain linear layer (no bias) whose logits the model
-    does not change afterwards (Gemma's soft-capping, Cohere's scale), else None."""
-    import torch
-
-    base = attention.hf_model(model)
-    head = base.get_output_embeddings()
-    config = base.config.get_text_config()
-    plain = type(head) is torch.nn.Linear and head.bias is None
-    changed = any(getattr(config, key, None) not in (None, 1, 1.0) for key in ("final_logit_softcapping", "logit_scale"))
-    return head if plain and not changed and hasattr(base, "get_decoder") else None
 
 
 def trained_tokens_loss(outputs, labels) -> tuple:
