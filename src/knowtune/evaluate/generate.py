@@ -9,8 +9,18 @@ works on up to `batch_size` live answers; prompts are taken longest first, so a 
 rows it joins and is left-padded to them; the cache is allocated once per batch and written in place.
 
 Exactness: each row's positions count its own tokens from 0 at its first real token and its padding is masked
-out, so a prompt gets the tokens it would get alone (greedy; float32, where the kernels' rounding does not
-depend on the batch beyond the last bit); tests/unit/test_generate.py checks this against one-at-a-time runs.
+out (and padded cache columns are zeros, never stale values), so a prompt gets the tokens it would get alone.
+Greedy in float32 that held token for token in tests/unit/test_generate.py (against transformers' own
+one-at-a-time generate) and on 256 real SmolLM2 answers in benchmarks/eval_speed.py; a kernel may still round
+a row differently in another batch shape, which could only flip a near-tie between two tokens.
+
+Decoding is plain: the chosen token is the most likely one (or a sample), with no repetition penalty or other
+processor from the model's generation_config, so every model in a comparison is decoded the same way.
+
+Not compiled, and no static cache: on the 2-core CPU the quickstart targets, the forward pass is matrix
+products (about 80% of a decoding step, measured with torch.profiler) that torch.compile leaves as they are;
+a compiled decoding step with a static cache took 367 ms against 377 ms eager (batch 16, 200-token prompts,
+one thread) after 155 s of compiling. The time goes to prefill, which batching cannot make cheaper.
 """
 
 from __future__ import annotations
@@ -48,8 +58,8 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict]], max_ne
 
     Greedy unless `temperature` > 0; then sampled (nucleus sampling with `top_p`), each conversation from its own
     random stream seeded by `seed` and its index, so a seed gives the same answers whatever the batch size.
-    `stop`: strings that end an answer too; the answer's text ends before the first one."""
-
+    `stop`: strings that end an answer too; the answer's text ends before the first one, and `new_tokens`
+    counts the tokens up to the one that completed it (an end token itself is not counted)."""
     if not conversations:
         return []
     prompts = [prompt_ids(tokenizer, c) for c in conversations]
@@ -61,15 +71,21 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict]], max_ne
     pick = _Picker(temperature, top_p)
     ends = _Ends(tokenizer, stop_ids(tokenizer), stop or [])
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     was_on, was_training = next(model.parameters()).device, model.training
-    model.to(device).eval()
+    # On a GPU when there is one, for this call only: the caller's model is where it was afterwards.
+    moved = torch.cuda.is_available() and was_on.type == "cpu"
+    device = torch.device("cuda") if moved else was_on
+    if moved:
+        model.to(device)
+    model.eval()
     try:
         with torch.inference_mode(), bar() as progress:
             task = progress.add_task(what, total=len(rows))
             _run(model, rows, batch_size, pick, ends, device, lambda n: progress.advance(task, n))
     finally:
-        model.to(was_on).train(was_training)
+        if moved:
+            model.to(was_on)
+        model.train(was_training)
     return [Generation(r.text, r.stopped, len(r.tokens)) for r in rows]
 
 
@@ -92,19 +108,17 @@ def _budget(prompt_len: int, max_new_tokens: int, limit: int | None) -> int:
 
 
 def _run(model, rows: list[_Row], batch_size: int, pick, ends, device, finished) -> None:
-
     waiting = deque(sorted(rows, key=lambda r: -len(r.prompt)))  # longest first (stable: input order among equals)
-    enough = max(1, int(batch_size * REFILL_SHARE))
+    group = max(1, int(batch_size * REFILL_SHARE))
     live: _Batch | None = None
     while waiting or live is not None:
-        free = batch_size - (live.size - live.dead if live else 0)
-        if waiting and free >= min(enough, len(waiting)):
-            live = _join(live and live.without_dead(), _prefill(model, [waiting.popleft() for _ in
-                                                                        range(min(free, len(waiting)))], pick, ends,
-                                                                device, finished))
-        elif live is not None and live.dead >= enough:
-            live = live.without_dead()
-        if live is None or live.dead == live.size:
+        open_slots = batch_size - (live.alive if live else 0)
+        if waiting and open_slots >= min(group, len(waiting)):
+            newcomers = [waiting.popleft() for _ in range(min(open_slots, len(waiting)))]
+            live = _join(live and live.compacted(), _prefill(model, newcomers, pick, ends, device, finished))
+        elif live is not None and live.size - live.alive >= group:
+            live = live.compacted()
+        if live is None or not live.alive:  # every row of it has ended (an answer can end at its first token)
             live = None
             continue
         logits = live.step(model)
@@ -112,9 +126,11 @@ def _run(model, rows: list[_Row], batch_size: int, pick, ends, device, finished)
 
 
 class _Batch:
-    """Rows decoding together: their cache, mask and positions, and the token each feeds next."""
+    """Rows decoding together: their cache, mask and positions, and the token each feeds next.
 
-    def __init__(self, rows: list[_Row], cache, mask, positions, last, room: int):
+    A row that has ended stays (its outputs ignored) until compacted() drops it with its cache rows."""
+
+    def __init__(self, rows: list[_Row], cache: Cache, mask, positions, last, room: int):
         self.rows, self.cache, self.mask, self.positions, self.last = rows, cache, mask, positions, last
         self.room = room  # most steps any row still needs: what the cache must hold beyond the mask's width
 
@@ -123,10 +139,11 @@ class _Batch:
         return len(self.rows)
 
     @property
-    def dead(self) -> int:
-        return sum(r.done for r in self.rows)
+    def alive(self) -> int:
+        return sum(not r.done for r in self.rows)
 
     def step(self, model):
+        """One forward pass for every row: the logits of each one's next token."""
         ones = torch.ones((self.size, 1), dtype=self.mask.dtype, device=self.mask.device)
         self.mask = torch.cat([self.mask, ones], dim=1)
         out = model(input_ids=self.last[:, None], attention_mask=self.mask, position_ids=self.positions[:, None],
@@ -144,15 +161,15 @@ class _Batch:
         self.last = tokens.to(self.last.device)
         return ended
 
-    def without_dead(self) -> "_Batch | None":
-
+    def compacted(self) -> "_Batch | None":
+        """This batch without its ended rows, nor the columns that are padding in every row left."""
         keep = [k for k, r in enumerate(self.rows) if not r.done]
-        if not keep:
-            return None
+        if len(keep) == self.size or not keep:
+            return self if keep else None
         at = torch.tensor(keep, device=self.mask.device)
         mask = self.mask[at]
-        first = int(mask.any(0).to(torch.int8).argmax())  # columns padding in every kept row go too
-        room = max(r.budget - len(r.tokens) for r in (self.rows[k] for k in keep))
+        first = int(mask.any(0).to(torch.int8).argmax())
+        room = max(self.rows[k].budget - len(self.rows[k].tokens) for k in keep)
         self.cache = Cache(layers=[layer.select(at, first, room) for layer in self.cache.layers])
         self.rows = [self.rows[k] for k in keep]
         self.mask, self.positions, self.last, self.room = mask[:, first:], self.positions[at], self.last[at], room
@@ -161,7 +178,6 @@ class _Batch:
 
 def _prefill(model, rows: list[_Row], pick, ends, device, finished) -> "_Batch | None":
     """Run the prompts of `rows` (sorted longest first) and pick each one's first token."""
-
     batches = []
     start = 0
     while start < len(rows):
