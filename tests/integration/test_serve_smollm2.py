@@ -46,13 +46,13 @@ def test_a_real_model_answers_and_stops_at_its_end_of_turn(smollm2):
 
 
 def test_32_concurrent_greedy_requests_on_a_real_model_match_each_alone(smollm2):
-    alone = {q: ask(smollm2, q, max_tokens=20).choices[0].message.content for q in QUESTIONS}
+    alone = {q: ask(smollm2, q, max_tokens=16).choices[0].message.content for q in QUESTIONS}
     together: list = [None] * 32
     barrier = threading.Barrier(32)
 
     def worker(i):
         barrier.wait()
-        together[i] = ask(smollm2, QUESTIONS[i % len(QUESTIONS)], max_tokens=20).choices[0].message.content
+        together[i] = ask(smollm2, QUESTIONS[i % len(QUESTIONS)], max_tokens=16).choices[0].message.content
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(32)]
     for t in threads:

@@ -44,7 +44,7 @@ def ids(loaded, question):
 def test_requests_joining_and_leaving_a_running_batch_get_their_answers_alone(loaded, engine):
     prompts = [ids(loaded, "Lamp?"), ids(loaded, "Tell me about the harbour lamps " * 6), ids(loaded, "Keeper"),
                ids(loaded, "What colour does lamp 3 burn at night in the storm season?")]
-    lengths = [60, 12, 30, 45]
+    lengths = [40, 8, 20, 30]
     alone = [result(submit(engine, p, n)[1]) for p, n in zip(prompts, lengths)]
     # the first starts alone; the others join while it runs: a longer prompt than the batch is wide (the
     # running rows get padded), shorter ones (they get padded), and they leave at different steps

@@ -54,7 +54,10 @@ def load(path: Path, name: str | None = None) -> Loaded:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = model.config.get_text_config()
     generation = model.generation_config
+    # knowtune's end-of-turn tokens, and whatever else the folder says generation ends at
+    eos = generation.eos_token_id
+    stops = sorted(set(stop_ids(tokenizer)) | set(eos if isinstance(eos, list) else [eos] if eos is not None else []))
     return Loaded(model=model, tokenizer=tokenizer, decoder=AutoTokenizer.from_pretrained(folder),
-                  stops=stop_ids(tokenizer), context=int(config.max_position_embeddings),
+                  stops=stops, context=int(config.max_position_embeddings),
                   name=name or model_name(path), greedy_default=not generation.do_sample,
                   temperature=float(generation.temperature or 1.0), top_p=float(generation.top_p or 1.0))
