@@ -162,7 +162,8 @@ def test_reruns_redo_exactly_what_changed(tmp_path):
 def test_a_stage_killed_midway_reruns_with_the_same_settings_and_nothing_before_it_does(tmp_path):
     import time
 
-    _, cfg = setup(tmp_path)
+    # long enough to be killed midway (metrics appear at step 5), short enough that the rerun is quick
+    _, cfg = setup(tmp_path, QUICK.replace("max_steps: 2", "max_steps: 60"))
     proc = subprocess.Popen([sys.executable, "-m", "knowtune", "run", str(cfg)], stdout=subprocess.PIPE, text=True)
     metrics = tmp_path / "runs" / "tiny" / "train" / "metrics.jsonl"
     for line in proc.stdout:

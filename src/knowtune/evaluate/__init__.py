@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 from ..base_model import base_location
@@ -53,6 +54,7 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
     counts = unigram_counts([encode_example(tokenizer, e) for e in splits["train"]])
     held = {s: [encode_example(tokenizer, e) for e in splits[s]] for s in ("val", "test")}
     for name, where in models.items():
+        started = time.perf_counter()
         model = load_model(where, tokenizer)
         for split, encoded in held.items():
             # every row scored once; the split's loss and each kind's are sums over its rows
@@ -64,12 +66,17 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
                 r = held_out_loss([losses[i] for i in pick], [encoded[i] for i in pick], counts, len(tokenizer))
                 target = results["held_out"] if kind is None else results["held_out_by_kind"].setdefault(kind, {})
                 target.setdefault(split, {})[name] = r
+        scored = time.perf_counter()
+        asked_before = len(rows)
         for set_name, ways in asked.items():
             for rag, (questions, conversations, retrieved) in ways.items():
                 way = f"{name}_rag" if rag else name
                 rows += answer(model, tokenizer, questions, conversations, retrieved, cfg, way,
                                f"{way}: {set_name} questions")
         del model
+        # where a slow CPU spends the stage: scoring held-out text, or generating answers
+        console.print(f"eval: {name} model: held-out loss in {scored - started:.0f} s, "
+                      f"{len(rows) - asked_before} answers in {time.perf_counter() - scored:.0f} s")
 
     if cfg.judge is not None:
         judge_rows([r for r in rows if r["set"] != "general"], cfg.judge, out / "cache")
