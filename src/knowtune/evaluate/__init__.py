@@ -75,7 +75,7 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
                                f"{way}: {set_name} questions")
         del model
         # where a slow CPU spends the stage: scoring held-out text, or generating answers
-        console.print(f"eval: {name} model: held-out loss in {scored - started:.0f} s, "
+        console.print(f"eval: {name} model: loaded and scored held-out text in {scored - started:.0f} s, "
                       f"{len(rows) - asked_before} answers in {time.perf_counter() - scored:.0f} s")
 
     if cfg.judge is not None:
