@@ -37,6 +37,7 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
     from ..curate import load_split
 
     cfg = settings.eval
+    check_precision(cfg.precision)
     tokenizer = load_tokenizer(tokenizer_dir)
     models = {"tuned": model_dir}
     if settings.base_model != "scratch":  # a model from scratch has no base worth asking
@@ -55,7 +56,7 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
     held = {s: [encode_example(tokenizer, e) for e in splits[s]] for s in ("val", "test")}
     for name, where in models.items():
         started = time.perf_counter()
-        model = load_model(where, tokenizer)
+        model = load_model(where, tokenizer, cfg.precision)
         for split, encoded in held.items():
             # every row scored once; the split's loss and each kind's are sums over its rows
             losses = row_losses(model, encoded, cfg.batch_size, tokenizer.pad_token_id)
@@ -131,11 +132,24 @@ def _ways(questions: list[Question], retriever: Retriever | None, cfg, tokenizer
     return ways
 
 
-def load_model(where, tokenizer):
+def check_precision(precision: str) -> None:
+    """eval.precision bf16 where bfloat16 would be emulated fails before any model loads."""
+    import torch
+
+    from ..hardware import native_bf16
+    from ..train.model import HardwareError
+
+    if precision == "bf16" and not torch.cuda.is_available() and not native_bf16():
+        raise HardwareError("eval.precision: bf16 on this CPU would be emulated, several times slower than "
+                            "float32 (it has no AVX512-BF16 or AMX); use fp32")
+
+
+def load_model(where, tokenizer, precision: str = "fp32"):
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
     if model.get_input_embeddings().weight.shape[0] < len(tokenizer):  # a base without the run's new tokens
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     return model.eval()
