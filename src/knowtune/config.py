@@ -380,8 +380,8 @@ class EvalConfig(Strict):
     rag: RagConfig = RagConfig()
     judge: EvalJudgeConfig | None = None  # none: exact match, F1 and ROUGE-L only
     batch_size: int = Field(16, gt=0)
-    # fp32: the same scores on every CPU. bf16 (CPUs with AVX512-BF16 or AMX, and GPUs) answers about 1.6x
-    # faster, but greedy answers flip at near-ties: 32% equal to float32's on SmolLM2 (BENCHMARKS.md)
+    # fp32: the same scores on every CPU. bf16 (CPUs with AVX512-BF16 or AMX, and GPUs) answers about 1.8x
+    # faster, but greedy answers flip at near-ties: half of the quickstart's equal float32's (README)
     precision: Literal["fp32", "bf16"] = "fp32"
     shown_generations: int = Field(10, ge=0)
     seed: int = 0
