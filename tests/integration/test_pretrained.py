@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from transformers import AutoConfig, AutoTokenizer
 
 from conftest import LLAMA3_TEMPLATE, make_pretrained, make_repo
@@ -43,6 +44,7 @@ def test_an_instruct_model_keeps_its_own_template_and_tokens(tmp_path):
     assert counts["learning_rate"] == 2e-5  # the fine-tuning default, not the from-scratch one
 
 
+@pytest.mark.slow
 def test_a_base_model_without_a_template_learns_chatml_with_new_tokens(tmp_path):
     model = make_pretrained(tmp_path / "base", chat_template=None)
     out = run(tmp_path, model)

@@ -98,7 +98,7 @@ def test_bf16_runs_where_the_cpu_has_it_and_is_refused_where_it_would_be_emulate
         native_bf16.cache_clear()
 
 
-@pytest.mark.parametrize("optimizer", ["adamw_torch", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adamw_torch", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_the_memory_estimate_is_within_30_percent_of_a_measured_run(tmp_path, optimizer):
     import json
     import subprocess

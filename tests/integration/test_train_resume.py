@@ -22,7 +22,7 @@ def weights(out):
     return load_file(out / "model" / "model.safetensors")
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("method", [pytest.param("full", marks=pytest.mark.slow), "lora"])  # quick loop: one
 def test_a_run_killed_at_a_random_step_resumes_to_the_same_weights(tmp_path, method):
     base = make_pretrained(tmp_path / "base")
     dataset, tokenizer = make_train_data(tmp_path / "data", load_pretrained(str(base)))

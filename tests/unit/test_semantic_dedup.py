@@ -180,7 +180,9 @@ def vectors_everywhere(env: dict) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("kernels", list(KERNELS))
+# the quick loop checks this machine's kernels; the full suite also the other CPU kinds'
+@pytest.mark.parametrize("kernels", [k if i == 0 else pytest.param(k, marks=pytest.mark.slow)
+                                     for i, k in enumerate(KERNELS)])
 def test_a_vector_depends_on_its_text_alone_whatever_the_kernels(kernels):
     if kernels.startswith("bfloat16") and "avx512f" not in cpu_flags():
         pytest.skip("needs AVX-512 for oneDNN's emulated bfloat16")
