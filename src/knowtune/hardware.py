@@ -17,6 +17,10 @@ from functools import lru_cache
 OVERRIDE = "KNOWTUNE_BF16"
 
 
+class HardwareError(ValueError):
+    """A setting that needs hardware this machine does not have."""
+
+
 @lru_cache(maxsize=1)
 def native_bf16() -> bool:
     """True when torch's CPU kernels have bfloat16 instructions to run on."""
@@ -34,6 +38,15 @@ def native_bf16() -> bool:
     onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     capability = torch.backends.cpu.get_cpu_capability()
     return bool(flags and flags() and onednn and onednn() and capability.startswith("AVX512"))
+
+
+def refuse_emulated_bf16(key: str, instead: str) -> None:
+    """A bf16 setting fails here, before anything loads, on a CPU-only machine that would emulate it."""
+    import torch
+
+    if not torch.cuda.is_available() and not native_bf16():
+        raise HardwareError(f"{key}: bf16 on this CPU would be emulated, several times slower than float32 "
+                            f"(it has no AVX512-BF16 or AMX); use {instead}")
 
 
 def cpu_kind() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..base_model import base_location
 from ..chat import encode_example, load_tokenizer
+from ..hardware import refuse_emulated_bf16
 from ..progress import console
 from ..records import write_json, write_jsonl
 from .compare import compare
@@ -37,7 +38,8 @@ def run_eval(settings, dataset: Path, model_dir: Path, base_dir: Path, tokenizer
     from ..curate import load_split
 
     cfg = settings.eval
-    check_precision(cfg.precision)
+    if cfg.precision == "bf16":
+        refuse_emulated_bf16("eval.precision", "fp32")
     tokenizer = load_tokenizer(tokenizer_dir)
     models = {"tuned": model_dir}
     if settings.base_model != "scratch":  # a model from scratch has no base worth asking
@@ -130,18 +132,6 @@ def _ways(questions: list[Question], retriever: Retriever | None, cfg, tokenizer
                 for q, chunks in zip(questions, found)]
     ways[True] = (questions, [r.messages for r in with_rag], with_rag)
     return ways
-
-
-def check_precision(precision: str) -> None:
-    """eval.precision bf16 where bfloat16 would be emulated fails before any model loads."""
-    import torch
-
-    from ..hardware import native_bf16
-    from ..train.model import HardwareError
-
-    if precision == "bf16" and not torch.cuda.is_available() and not native_bf16():
-        raise HardwareError("eval.precision: bf16 on this CPU would be emulated, several times slower than "
-                            "float32 (it has no AVX512-BF16 or AMX); use fp32")
 
 
 def load_model(where, tokenizer, precision: str = "fp32"):

@@ -14,8 +14,7 @@ from ..config import TrainConfig
 ADAPTER_METHODS = ("lora", "dora", "qlora")
 
 
-class HardwareError(ValueError):
-    """A setting that needs hardware this machine does not have."""
+from ..hardware import HardwareError  # noqa: F401  (raised here; imported from here by the CLI and tests)
 
 
 def precision_of(cfg: TrainConfig) -> str:
@@ -35,16 +34,15 @@ def check_hardware(cfg: TrainConfig) -> None:
     """Settings this machine cannot run fail here, before anything loads, with what to use instead."""
     import torch
 
-    from ..hardware import native_bf16
+    from ..hardware import refuse_emulated_bf16
 
+    if cfg.precision == "bf16":
+        refuse_emulated_bf16("train.precision", "auto or fp32")
     if torch.cuda.is_available():
         return
     if cfg.precision == "fp16":
         raise HardwareError("train.precision: fp16 mixed precision needs a CUDA GPU and this machine has none; "
                             "use auto or fp32")
-    if cfg.precision == "bf16" and not native_bf16():
-        raise HardwareError("train.precision: bf16 on this CPU would be emulated, several times slower than "
-                            "float32 (it has no AVX512-BF16 or AMX); use auto or fp32")
     if cfg.attention == "flash_attention_2":
         raise HardwareError("train.attention: flash_attention_2 needs a CUDA GPU and this machine has none; "
                             "use sdpa (packed examples stay isolated by their attention mask)")
